@@ -1,0 +1,1 @@
+"""Durable per-source cursors."""

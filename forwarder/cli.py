@@ -1,0 +1,213 @@
+"""The ``forwarder`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from forwarder import __version__
+
+EXIT_OK = 0
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
+EXIT_STATE = 3
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_CONFIG
+    return int(args.handler(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="forwarder",
+        description="Forward Calendly and Google Calendar audit logs to SIEM sinks.",
+    )
+    parser.add_argument("--version", action="version", version=f"forwarder {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the daemon")
+    run.add_argument("--config", "-c", type=Path, required=True, help="YAML config file")
+    run.set_defaults(handler=_run)
+
+    check = commands.add_parser("check-config", help="validate a config file and its secrets")
+    check.add_argument("--config", "-c", type=Path, required=True)
+    check.set_defaults(handler=_check_config)
+
+    cursors = commands.add_parser("cursors", help="show or reset the per-source cursors")
+    cursors.add_argument("action", choices=("show", "reset"))
+    cursors.add_argument("--config", "-c", type=Path, required=True)
+    cursors.add_argument("--source", help="source id (reset: required)")
+    cursors.set_defaults(handler=_cursors)
+
+    normalize = commands.add_parser(
+        "normalize",
+        help="normalize an API response page or NDJSON raw records from stdin to NDJSON",
+    )
+    normalize.add_argument("--source", required=True, choices=("calendly", "google_calendar"))
+    normalize.add_argument("--format", choices=("ecs", "raw"), default="ecs")
+    normalize.set_defaults(handler=_normalize)
+
+    from forwarder.simulators.server import build_arg_parser
+
+    simulate = commands.add_parser("simulate", help="serve the Calendly and Google API simulators")
+    build_arg_parser(simulate)
+    simulate.set_defaults(handler=_simulate)
+    return parser
+
+
+def _fail(code: int, message: str) -> int:
+    print(f"forwarder: {message}", file=sys.stderr)
+    return code
+
+
+def _load(path: Path):  # type: ignore[no-untyped-def]
+    from forwarder.config.loader import load_config
+
+    return load_config(path)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from forwarder.config.loader import ConfigError
+    from forwarder.daemon import Daemon, StateError
+    from forwarder.observability.logging import configure_logging
+
+    try:
+        config = _load(args.config)
+    except ConfigError as error:
+        return _fail(EXIT_CONFIG, f"config error: {error}")
+    configure_logging(config.log.level, config.log.format)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await Daemon(config).run(stop)
+
+    try:
+        asyncio.run(run())
+    except ConfigError as error:
+        return _fail(EXIT_CONFIG, f"config error: {error}")
+    except StateError as error:
+        return _fail(EXIT_STATE, f"state error: {error}")
+    except OSError as error:
+        return _fail(EXIT_RUNTIME, f"cannot start: {error}")
+    return EXIT_OK
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from forwarder.config.loader import ConfigError
+    from forwarder.daemon import build_source
+    from forwarder.observability.metrics import Metrics
+
+    try:
+        config = _load(args.config)
+        if config.simulators is not None:
+            from forwarder.simulators.embedded import prepare_simulator_files
+
+            prepare_simulator_files(config)
+        metrics = Metrics()
+        from forwarder.clock import SystemClock
+
+        for source_id, source_config in config.sources.items():
+            build_source(source_id, source_config, metrics, SystemClock())
+    except ConfigError as error:
+        return _fail(EXIT_CONFIG, f"config error: {error}")
+    print(
+        f"config OK: {len(config.sources)} source(s) ({', '.join(config.sources)}), "
+        f"{len(config.sinks)} sink(s) ({', '.join(config.sinks)})"
+    )
+    return EXIT_OK
+
+
+def _cursors(args: argparse.Namespace) -> int:
+    from forwarder.checkpoint.base import CheckpointCorruptError
+    from forwarder.checkpoint.file import FileCheckpointStore
+    from forwarder.config.loader import ConfigError
+    from forwarder.daemon import StateDirectoryLock, StateError
+
+    try:
+        config = _load(args.config)
+    except ConfigError as error:
+        return _fail(EXIT_CONFIG, f"config error: {error}")
+    store = FileCheckpointStore(config.state_dir)
+    if args.action == "show":
+        source_ids = [args.source] if args.source else list(config.sources)
+        for source_id in source_ids:
+            try:
+                envelope = store.envelope_sync(source_id)
+            except CheckpointCorruptError as error:
+                print(orjson.dumps({"source": source_id, "error": str(error)}).decode())
+                continue
+            summary: dict[str, object] = {"source": source_id, "committed": envelope is not None}
+            if envelope is not None:
+                state = dict(envelope["state"])
+                seen = state.pop("seen", None)
+                summary.update(state)
+                summary["seen_ids"] = len(seen) if isinstance(seen, dict) else 0
+                summary["committed_at"] = envelope.get("committed_at")
+            print(orjson.dumps(summary).decode())
+        return EXIT_OK
+    if not args.source:
+        return _fail(EXIT_CONFIG, "cursors reset needs --source")
+    if args.source not in config.sources:
+        return _fail(EXIT_CONFIG, f"no source {args.source!r} in {args.config}")
+    lock = StateDirectoryLock(config.state_dir)
+    try:
+        lock.acquire()
+    except StateError as error:
+        return _fail(EXIT_STATE, f"{error}; stop it before resetting a cursor")
+    try:
+        removed = store.reset_sync(args.source)
+    finally:
+        lock.release()
+    print(
+        f"cursor of {args.source} reset; the next run starts from its initial_lookback"
+        if removed
+        else f"{args.source} had no cursor"
+    )
+    return EXIT_OK
+
+
+def _normalize(args: argparse.Namespace) -> int:
+    from forwarder.schema.normalize_stream import normalize_payload
+    from forwarder.timeutil import format_rfc3339
+    import time
+
+    data = sys.stdin.buffer.read()
+    events, failures = normalize_payload(args.source, data, ingested=format_rfc3339(time.time()))
+    out = sys.stdout.buffer
+    for event in events:
+        out.write(event.encoded(args.format) + b"\n")
+    out.flush()
+    for record, error in failures:
+        excerpt = orjson.dumps(record, default=repr)[:200].decode("utf-8", "replace")
+        print(f"forwarder: skipped record ({error.reason}: {error.detail}): {excerpt}", file=sys.stderr)
+    return EXIT_OK if not failures else EXIT_RUNTIME
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from forwarder.simulators.server import serve_forever, settings_from_args
+
+    settings = settings_from_args(args)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await serve_forever(settings, stop)
+
+    asyncio.run(run())
+    return EXIT_OK

@@ -1,0 +1,170 @@
+"""The configuration schema. Every key is documented in ``config/reference.yaml``.
+
+Models forbid unknown keys, so a typo is an error naming the key rather than a silently
+ignored setting.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from forwarder.config.durations import Duration
+
+EventFormat = Literal["ecs", "raw"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretSource(Strict):
+    """A secret given inline (discouraged) or, better, read from a file at start."""
+
+    @staticmethod
+    def _exactly_one(inline: object, file: object, name: str) -> None:
+        if (inline is None) == (file is None):
+            raise ValueError(f"set exactly one of {name} or {name}_file")
+
+
+class CalendlySourceConfig(SecretSource):
+    """Calendly organization Activity Log (``GET /activity_log_entries``)."""
+
+    type: Literal["calendly"]
+    base_url: str = "https://api.calendly.com"
+    organization: str = Field(min_length=1)
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    page_size: int = Field(default=100, ge=1, le=1000)
+    poll_interval: Duration = 60.0
+    overlap: Duration = 5.0
+    initial_lookback: Duration = 86400.0
+    request_timeout: Duration = 30.0
+    max_attempts: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _one_token(self) -> CalendlySourceConfig:
+        self._exactly_one(self.token, self.token_file, "token")
+        return self
+
+
+class GoogleCalendarSourceConfig(Strict):
+    """Google Workspace Calendar audit events (Reports API ``activities.list``)."""
+
+    type: Literal["google_calendar"]
+    base_url: str = "https://admin.googleapis.com"
+    token_url: str | None = None
+    credentials_file: Path
+    delegated_admin: str = Field(min_length=3, pattern=r"^[^@\s]+@[^@\s]+$")
+    customer_id: str | None = None
+    page_size: int = Field(default=1000, ge=1, le=1000)
+    poll_interval: Duration = 60.0
+    settle_window: Duration = 10800.0
+    max_window: Duration = 3600.0
+    end_margin: Duration = 5.0
+    initial_lookback: Duration = 86400.0
+    request_timeout: Duration = 60.0
+    max_attempts: int = Field(default=6, ge=1)
+
+    @model_validator(mode="after")
+    def _windows(self) -> GoogleCalendarSourceConfig:
+        if self.settle_window < 7200:
+            raise ValueError(
+                "settle_window must cover at least 2h: Google reports Calendar events "
+                "up to a couple of hours late"
+            )
+        if self.max_window < 60:
+            raise ValueError("max_window must be at least 60s")
+        return self
+
+
+SourceConfig = Annotated[
+    CalendlySourceConfig | GoogleCalendarSourceConfig, Field(discriminator="type")
+]
+
+
+class FileSinkConfig(Strict):
+    """Appends NDJSON to a local file, fsynced before acknowledging."""
+
+    type: Literal["file"]
+    path: Path
+    format: EventFormat = "ecs"
+    fsync: bool = True
+
+
+class StdoutSinkConfig(Strict):
+    """Writes NDJSON to standard output."""
+
+    type: Literal["stdout"]
+    format: EventFormat = "ecs"
+
+
+SinkConfig = Annotated[FileSinkConfig | StdoutSinkConfig, Field(discriminator="type")]
+
+
+class PipelineConfig(Strict):
+    queue_capacity: int = Field(default=10000, ge=1)
+    shutdown_grace: Duration = 30.0
+    retry_initial_backoff: Duration = 1.0
+    retry_max_backoff: Duration = 30.0
+
+
+class DeadLetterConfig(Strict):
+    path: Path | None = None
+
+
+class LogConfig(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["json", "console"] = "json"
+
+
+class MetricsConfig(Strict):
+    enabled: bool = True
+    listen: str = Field(default="127.0.0.1:9108", pattern=r"^\[?[^\s\]]*\]?:\d{1,5}$")
+
+
+class SimulatorsConfig(Strict):
+    """Built-in API simulators started on loopback before the sources (demo mode)."""
+
+    seed: int = 42
+    host: str = "127.0.0.1"
+    calendly_port: int = Field(default=18081, ge=0, le=65535)
+    google_port: int = Field(default=18082, ge=0, le=65535)
+    history: Duration = 86400.0
+    calendly_rate_per_minute: float = Field(default=2.0, gt=0)
+    google_rate_per_minute: float = Field(default=3.0, gt=0)
+    google_max_lag: Duration = 30.0
+    google_late_fraction: float = Field(default=0.02, ge=0, le=1)
+    google_late_lag: Duration = 300.0
+    calendly_token: str = "demo-calendly-token"
+    organization: str = "https://api.calendly.com/organizations/DEMOORG000000001"
+    delegated_admin: str = "admin@demo.example.com"
+
+
+class Config(Strict):
+    """The whole daemon configuration."""
+
+    state_dir: Path
+    sources: dict[str, SourceConfig] = Field(min_length=1)
+    sinks: dict[str, SinkConfig] = Field(min_length=1)
+    pipeline: PipelineConfig = PipelineConfig()
+    dead_letter: DeadLetterConfig = DeadLetterConfig()
+    log: LogConfig = LogConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    simulators: SimulatorsConfig | None = None
+
+    @model_validator(mode="after")
+    def _ids(self) -> Config:
+        for section in ("sources", "sinks"):
+            for name in getattr(self, section):
+                if not name.replace("_", "").replace("-", "").isalnum():
+                    raise ValueError(
+                        f"{section} id {name!r} must contain only letters, digits, '-' and '_'"
+                    )
+        return self
+
+    @property
+    def dead_letter_dir(self) -> Path:
+        return self.dead_letter.path or self.state_dir / "dead-letter"

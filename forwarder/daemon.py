@@ -1,0 +1,264 @@
+"""The daemon: builds the pipeline from the config, runs it, and drains it on stop.
+
+Lifecycle: lock the state directory, start the simulators (demo mode), start the sinks,
+read the secrets and the checkpoints, start the operator endpoints, then the sink workers
+and the pollers. On stop: stop polling, let the sinks drain what is queued within the
+grace period (each acknowledgement commits its cursor), close everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from forwarder.backoff import Backoff
+from forwarder.checkpoint.file import FileCheckpointStore
+from forwarder.clock import Clock, SystemClock
+from forwarder.config.loader import read_json_secret_file, read_secret
+from forwarder.config.model import (
+    CalendlySourceConfig,
+    Config,
+    FileSinkConfig,
+    GoogleCalendarSourceConfig,
+    SinkConfig,
+    SourceConfig,
+    StdoutSinkConfig,
+)
+from forwarder.deadletter.file import FileDeadLetterQueue
+from forwarder.observability.metrics import Metrics
+from forwarder.observability.server import OperatorServer
+from forwarder.pipeline.acks import OrderedCommitter
+from forwarder.pipeline.queue import EventBoundedQueue
+from forwarder.pipeline.sink_worker import Delivery, SinkWorker
+from forwarder.pipeline.source_runner import SourceRunner
+from forwarder.sinks.base import Sink
+from forwarder.sinks.file import FileSink
+from forwarder.sinks.stdout import StdoutSink
+from forwarder.sources.base import Source
+from forwarder.sources.calendly import CalendlySource
+from forwarder.sources.google.auth import ServiceAccountKey, ServiceAccountTokenProvider
+from forwarder.sources.google.calendar import GoogleCalendarSource
+from forwarder.sources.http import ApiClient
+
+# A source or sink failing for longer than this makes /readyz answer 503.
+STUCK_AFTER_SECONDS = 300.0
+
+
+class StateError(Exception):
+    """The state directory cannot be used (locked by another daemon, corrupt checkpoint)."""
+
+
+def build_sink(sink_id: str, config: SinkConfig) -> Sink:
+    if isinstance(config, FileSinkConfig):
+        return FileSink(sink_id, config)
+    if isinstance(config, StdoutSinkConfig):
+        return StdoutSink(sink_id, config)
+    raise AssertionError(f"no sink for {config!r}")
+
+
+def build_source(source_id: str, config: SourceConfig, metrics: Metrics, clock: Clock) -> Source:
+    """Build a source, reading its secrets now (a ConfigError names the key)."""
+    key = f"sources.{source_id}"
+    client = ApiClient(
+        source_id,
+        metrics,
+        clock,
+        timeout=config.request_timeout,
+        max_attempts=config.max_attempts,
+        backoff=Backoff(initial=1.0, maximum=60.0),
+    )
+    if isinstance(config, CalendlySourceConfig):
+        token = read_secret(config.token, config.token_file, f"{key}.token")
+        return CalendlySource(source_id, config, token, client, metrics, clock)
+    if isinstance(config, GoogleCalendarSourceConfig):
+        credentials = read_json_secret_file(config.credentials_file, f"{key}.credentials_file")
+        account = ServiceAccountKey.from_json(credentials, f"{key}.credentials_file")
+        tokens = ServiceAccountTokenProvider(
+            account, config.delegated_admin, client, clock, token_url=config.token_url
+        )
+        return GoogleCalendarSource(source_id, config, tokens, client, metrics, clock)
+    raise AssertionError(f"no source for {config!r}")
+
+
+class StateDirectoryLock:
+    """An exclusive ``flock`` on ``<state_dir>/.lock``: two daemons sharing checkpoints
+    would each commit cursors over the other's undelivered events."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = Path(state_dir) / ".lock"
+        self._descriptor: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise StateError(
+                f"state directory {self.path.parent} is in use by another forwarder process"
+            ) from None
+        os.ftruncate(descriptor, 0)
+        os.write(descriptor, f"{os.getpid()}\n".encode())
+        self._descriptor = descriptor
+
+    def release(self) -> None:
+        if self._descriptor is not None:
+            os.close(self._descriptor)
+            self._descriptor = None
+
+
+class Daemon:
+    """One running forwarder."""
+
+    def __init__(
+        self, config: Config, *, clock: Clock | None = None, metrics: Metrics | None = None
+    ) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.metrics = metrics or Metrics()
+        self.log = structlog.get_logger("forwarder.daemon")
+        self.store = FileCheckpointStore(config.state_dir)
+        self.dead_letters = FileDeadLetterQueue(config.dead_letter_dir, self.metrics, self.clock)
+        self.sinks: list[Sink] = []
+        self.sources: list[Source] = []
+        self.runners: list[SourceRunner] = []
+        self.workers: list[SinkWorker] = []
+        self.operator: OperatorServer | None = None
+        self.started = asyncio.Event()
+        self._simulators: Any = None
+        self._lock = StateDirectoryLock(config.state_dir)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then drain. Raises ConfigError / StateError on start."""
+        self._lock.acquire()
+        try:
+            await self._run(stop)
+        finally:
+            self._lock.release()
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        config = self.config
+        async with contextlib.AsyncExitStack() as cleanup:
+            if config.simulators is not None:
+                from forwarder.simulators.embedded import start_embedded_simulators
+
+                self._simulators = await start_embedded_simulators(config)
+                cleanup.push_async_callback(self._simulators.stop)
+
+            for sink_id, sink_config in config.sinks.items():
+                sink = build_sink(sink_id, sink_config)
+                await sink.start()
+                cleanup.push_async_callback(sink.aclose)
+                self.sinks.append(sink)
+
+            for source_id, source_config in config.sources.items():
+                source = build_source(source_id, source_config, self.metrics, self.clock)
+                cleanup.push_async_callback(source.aclose)
+                source.restore(await self._load_checkpoint(source_id))
+                self.sources.append(source)
+
+            if config.metrics.enabled:
+                self.operator = OperatorServer(self.metrics, self.readiness, config.metrics.listen)
+                await self.operator.start()
+                cleanup.push_async_callback(self.operator.stop)
+
+            await self._pump(stop)
+
+    async def _load_checkpoint(self, source_id: str) -> dict[str, Any] | None:
+        from forwarder.checkpoint.base import CheckpointCorruptError
+
+        try:
+            return await self.store.load(source_id)
+        except CheckpointCorruptError as error:
+            raise StateError(
+                f"{error}; fix the file or reset the cursor with "
+                f"`forwarder cursors reset --source {source_id}`"
+            ) from None
+
+    async def _pump(self, stop: asyncio.Event) -> None:
+        pipeline = self.config.pipeline
+        queues: list[EventBoundedQueue[Delivery]] = []
+        for sink in self.sinks:
+            queue: EventBoundedQueue[Delivery] = EventBoundedQueue(pipeline.queue_capacity)
+            queues.append(queue)
+            backoff = Backoff(pipeline.retry_initial_backoff, pipeline.retry_max_backoff)
+            worker = SinkWorker(sink, queue, self.dead_letters, self.metrics, self.clock, backoff)
+            self.workers.append(worker)
+        for source in self.sources:
+            committer = OrderedCommitter(source.id, self.store, self.metrics, self.clock)
+            runner = SourceRunner(
+                source,
+                committer,
+                queues,
+                self.dead_letters,
+                self.metrics,
+                self.clock,
+                Backoff(initial=2.0, maximum=300.0),
+            )
+            self.runners.append(runner)
+
+        worker_tasks = [
+            asyncio.create_task(worker.run(), name=f"sink:{worker.sink.id}") for worker in self.workers
+        ]
+        polling = asyncio.Event()
+        runner_tasks = [
+            asyncio.create_task(runner.run(polling), name=f"source:{runner.source.id}")
+            for runner in self.runners
+        ]
+        self.started.set()
+        self.log.info(
+            "forwarder_started",
+            sources=[source.id for source in self.sources],
+            sinks=[sink.id for sink in self.sinks],
+            metrics=(
+                f"http://{self.operator.host}:{self.operator.port}/metrics"
+                if self.operator
+                else None
+            ),
+        )
+        await stop.wait()
+        self.log.info("forwarder_stopping", grace_seconds=pipeline.shutdown_grace)
+        polling.set()
+        for task in runner_tasks:
+            task.cancel()
+        await asyncio.gather(*runner_tasks, return_exceptions=True)
+        drained = await self._drain(pipeline.shutdown_grace)
+        for task in worker_tasks:
+            task.cancel()
+        await asyncio.gather(*worker_tasks, return_exceptions=True)
+        undelivered = sum(runner.committer.pending for runner in self.runners)
+        if drained:
+            self.log.info("forwarder_stopped", undelivered_batches=0)
+        else:
+            self.log.warning(
+                "forwarder_stopped_before_drain",
+                undelivered_batches=undelivered,
+                note="their cursors were not committed: they are read again on the next start",
+            )
+
+    async def _drain(self, grace: float) -> bool:
+        waits = [runner.committer.wait_idle() for runner in self.runners]
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits), timeout=grace)
+        except TimeoutError:
+            return False
+        return True
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        now = self.clock.now()
+        problems: list[str] = []
+        for runner in self.runners:
+            if runner.failing_since is not None and now - runner.failing_since > STUCK_AFTER_SECONDS:
+                problems.append(f"source {runner.source.id} failing: {runner.last_error}")
+        for worker in self.workers:
+            if worker.failing_since is not None and now - worker.failing_since > STUCK_AFTER_SECONDS:
+                problems.append(f"sink {worker.sink.id} failing")
+        ready = self.started.is_set() and not problems
+        return ready, {"problems": problems}

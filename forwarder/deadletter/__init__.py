@@ -1,0 +1,1 @@
+"""The dead-letter path: what can never be delivered, kept with the reason."""

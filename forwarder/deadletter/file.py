@@ -1,0 +1,61 @@
+"""Dead letters as NDJSON files, fsynced before the pipeline moves past them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from forwarder.clock import Clock
+from forwarder.events import DeadLetter
+from forwarder.observability.metrics import Metrics
+from forwarder.timeutil import format_rfc3339
+
+
+class FileDeadLetterQueue:
+    """Appends one JSON object per dead letter to ``<directory>/dead-letter.ndjson``.
+
+    Each line says when, at which stage (``source`` or ``sink``), why (a short reason code
+    plus detail) and carries the record itself, so it can be inspected and replayed.
+    """
+
+    def __init__(self, directory: Path, metrics: Metrics, clock: Clock) -> None:
+        self.path = Path(directory) / "dead-letter.ndjson"
+        self._metrics = metrics
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    async def write(self, letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+        when = format_rfc3339(self._clock.now())
+        lines = b"".join(
+            orjson.dumps(
+                {
+                    "time": when,
+                    "stage": letter.stage,
+                    "reason": letter.reason,
+                    "detail": letter.detail,
+                    "source": letter.source,
+                    "sink": letter.sink,
+                    "payload": letter.payload,
+                },
+                default=repr,
+            )
+            + b"\n"
+            for letter in letters
+        )
+        async with self._lock:
+            await asyncio.to_thread(self._append, lines)
+        for letter in letters:
+            self._metrics.dead_letters.labels(letter.stage, letter.reason).inc()
+
+    def _append(self, data: bytes) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "ab") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())

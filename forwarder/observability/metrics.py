@@ -1,0 +1,131 @@
+"""Prometheus metrics of one daemon, on a registry of its own (no global state).
+
+Names follow Prometheus conventions: one ``forwarder_`` prefix, base units, ``_total`` on
+counters, labels bounded to source ids, sink ids, stages and short reason codes.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from forwarder import __version__
+
+# Requests to the SaaS APIs can take up to a minute when rate-limited.
+DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    """Every metric the daemon exports."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.build_info = Info("forwarder_build", "Build information.", registry=r)
+        self.build_info.info({"version": __version__})
+        # Sources
+        self.events_received = Counter(
+            "forwarder_source_events_received",
+            "Normalized events produced by a source (after de-duplication).",
+            ["source"],
+            registry=r,
+        )
+        self.duplicates_dropped = Counter(
+            "forwarder_source_duplicates_dropped",
+            "Records seen again in an overlap or re-scan window and dropped as duplicates.",
+            ["source"],
+            registry=r,
+        )
+        self.late_events = Counter(
+            "forwarder_source_late_events",
+            "Events first seen in a re-scan of the trailing window (reported late by the API).",
+            ["source"],
+            registry=r,
+        )
+        self.source_errors = Counter(
+            "forwarder_source_errors",
+            "Failed API requests (each attempt) by error type.",
+            ["source", "error_type"],
+            registry=r,
+        )
+        self.failed_polls = Counter(
+            "forwarder_source_failed_polls",
+            "Polling cycles that ended in an error (after the request retries), by error type.",
+            ["source", "error_type"],
+            registry=r,
+        )
+        self.api_responses = Counter(
+            "forwarder_source_api_responses",
+            "HTTP responses from the source APIs by status code.",
+            ["source", "status"],
+            registry=r,
+        )
+        self.rate_limit_remaining = Gauge(
+            "forwarder_source_rate_limit_remaining",
+            "Requests left in the API's current rate-limit window, as last reported.",
+            ["source"],
+            registry=r,
+        )
+        self.poll_duration = Histogram(
+            "forwarder_source_poll_duration_seconds",
+            "Duration of one complete polling cycle.",
+            ["source"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.last_poll = Gauge(
+            "forwarder_source_last_successful_poll_timestamp_seconds",
+            "When the last polling cycle completed without error.",
+            ["source"],
+            registry=r,
+        )
+        # Checkpoints
+        self.last_commit = Gauge(
+            "forwarder_checkpoint_last_commit_timestamp_seconds",
+            "When the source's cursor was last committed.",
+            ["source"],
+            registry=r,
+        )
+        self.pending_batches = Gauge(
+            "forwarder_checkpoint_pending_batches",
+            "Batches read but not yet acknowledged by every sink.",
+            ["source"],
+            registry=r,
+        )
+        # Sinks
+        self.events_sent = Counter(
+            "forwarder_sink_events_sent",
+            "Events acknowledged by a sink.",
+            ["sink"],
+            registry=r,
+        )
+        self.bytes_sent = Counter(
+            "forwarder_sink_sent_bytes",
+            "Encoded bytes acknowledged by a sink.",
+            ["sink"],
+            registry=r,
+        )
+        self.sink_errors = Counter(
+            "forwarder_sink_errors",
+            "Failed sends that will be retried, by error type.",
+            ["sink", "error_type"],
+            registry=r,
+        )
+        self.queue_events = Gauge(
+            "forwarder_sink_queue_events",
+            "Events waiting in a sink's queue.",
+            ["sink"],
+            registry=r,
+        )
+        self.queue_capacity = Gauge(
+            "forwarder_sink_queue_capacity_events",
+            "Capacity of a sink's queue in events.",
+            ["sink"],
+            registry=r,
+        )
+        # Dead letters
+        self.dead_letters = Counter(
+            "forwarder_dead_letter_events",
+            "Records or events written to the dead-letter path, by stage and reason code.",
+            ["stage", "reason"],
+            registry=r,
+        )

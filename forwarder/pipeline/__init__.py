@@ -1,0 +1,1 @@
+"""Fan-out, ordered acknowledgements and the daemon lifecycle."""

@@ -1,0 +1,99 @@
+"""Pending versus committed cursors: a source's checkpoint moves only in source order,
+and only over batches that every sink has acknowledged."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from forwarder.checkpoint.base import CheckpointStore
+from forwarder.clock import Clock
+from forwarder.observability.metrics import Metrics
+
+
+@dataclass(slots=True, eq=False)
+class Ticket:
+    """One batch in flight: how many sinks still owe an acknowledgement, and the
+    checkpoint that becomes committable once it and every earlier ticket are done."""
+
+    sequence: int
+    remaining: int
+    checkpoint: dict[str, Any] | None
+    abandoned: bool = field(default=False)
+
+
+class OrderedCommitter:
+    """Commits a source's checkpoints in source order as acknowledgements arrive.
+
+    Acknowledgements may arrive out of order (sinks run independently); a checkpoint is
+    committed only when its ticket and all tickets before it are complete, and the commit
+    is durable before :meth:`acknowledge` returns, which bounds the events re-sent after a
+    crash to those not yet acknowledged.
+    """
+
+    def __init__(
+        self, source_id: str, store: CheckpointStore, metrics: Metrics, clock: Clock
+    ) -> None:
+        self.source_id = source_id
+        self._store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._pending: deque[Ticket] = deque()
+        self._sequence = 0
+        self._lock = asyncio.Lock()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.committed: dict[str, Any] | None = None
+
+    def issue(self, checkpoint: dict[str, Any] | None, acknowledgements: int) -> Ticket:
+        """Register a batch that ``acknowledgements`` sinks must confirm."""
+        self._sequence += 1
+        ticket = Ticket(self._sequence, acknowledgements, checkpoint)
+        self._pending.append(ticket)
+        self._idle.clear()
+        self._metrics.pending_batches.labels(self.source_id).set(len(self._pending))
+        return ticket
+
+    async def acknowledge(self, ticket: Ticket) -> None:
+        """One sink is done with the ticket's batch (delivered or dead-lettered)."""
+        if ticket.abandoned:
+            return
+        ticket.remaining -= 1
+        if ticket.remaining <= 0:
+            await self._advance()
+
+    def abandon_from(self, ticket: Ticket) -> None:
+        """Forget ``ticket`` and every later one: their batch was only partly dispatched
+        (shutdown), so nothing at or after it may be committed in this run."""
+        while self._pending and self._pending[-1].sequence >= ticket.sequence:
+            self._pending.pop().abandoned = True
+        ticket.abandoned = True
+        self._update_idle()
+
+    async def _advance(self) -> None:
+        async with self._lock:
+            latest: dict[str, Any] | None = None
+            while self._pending and self._pending[0].remaining <= 0:
+                done = self._pending.popleft()
+                if done.checkpoint is not None:
+                    latest = done.checkpoint
+            if latest is not None:
+                await self._store.commit(self.source_id, latest)
+                self.committed = latest
+                self._metrics.last_commit.labels(self.source_id).set(self._clock.now())
+            self._update_idle()
+
+    def _update_idle(self) -> None:
+        self._metrics.pending_batches.labels(self.source_id).set(len(self._pending))
+        if not self._pending:
+            self._idle.set()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def wait_idle(self) -> None:
+        """Until every issued ticket has been acknowledged and committed."""
+        await self._idle.wait()

@@ -1,0 +1,110 @@
+"""Drives one sink: takes batches from its queue, retries until delivered, acknowledges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import structlog
+
+from forwarder.backoff import Backoff
+from forwarder.clock import Clock
+from forwarder.deadletter.file import FileDeadLetterQueue
+from forwarder.events import DeadLetter, Event
+from forwarder.observability.metrics import Metrics
+from forwarder.pipeline.acks import OrderedCommitter, Ticket
+from forwarder.pipeline.queue import EventBoundedQueue
+from forwarder.sinks.base import SendResult, Sink
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A batch on its way to one sink, and whom to tell when it is done."""
+
+    source: str
+    events: list[Event]
+    ticket: Ticket
+    committer: OrderedCommitter
+
+
+class SinkWorker:
+    """Sends each queued batch until the sink takes it; never skips a batch.
+
+    A retriable failure backs off (full jitter, honouring ``retry_after``) and sends the
+    same batch again, for as long as it takes: the cursor simply waits. Events the sink
+    refuses for good are dead-lettered, then the batch is acknowledged. Failures are logged
+    once when they start and once on recovery, not on every retry.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        queue: EventBoundedQueue[Delivery],
+        dead_letters: FileDeadLetterQueue,
+        metrics: Metrics,
+        clock: Clock,
+        backoff: Backoff,
+    ) -> None:
+        self.sink = sink
+        self.queue = queue
+        self._dead_letters = dead_letters
+        self._metrics = metrics
+        self._clock = clock
+        self._backoff = backoff
+        self._log = structlog.get_logger("forwarder.sink").bind(sink=sink.id)
+        self.failing_since: float | None = None
+        metrics.queue_capacity.labels(sink.id).set(queue.capacity)
+
+    async def run(self) -> None:
+        while True:
+            delivery, size = await self.queue.get()
+            self._metrics.queue_events.labels(self.sink.id).set(self.queue.size)
+            try:
+                await self._deliver(delivery)
+            finally:
+                await self.queue.release(size)
+                self._metrics.queue_events.labels(self.sink.id).set(self.queue.size)
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        events = delivery.events
+        while True:
+            try:
+                result = await self.sink.send(events)
+            except Exception as error:  # a sink bug must not kill the pipeline: retry
+                result = SendResult.retry_later(f"{type(error).__name__}: {error}")
+                error_type = "exception"
+            else:
+                error_type = "send_failed"
+            if result.retry is None:
+                break
+            self._metrics.sink_errors.labels(self.sink.id, error_type).inc()
+            if self.failing_since is None:
+                self.failing_since = self._clock.now()
+                self._log.warning("sink_failing", reason=result.retry, events=len(events))
+            await self._clock.sleep(self._backoff.next_delay(result.retry_after))
+        if self.failing_since is not None:
+            self._log.info(
+                "sink_recovered", failed_for_seconds=round(self._clock.now() - self.failing_since, 3)
+            )
+            self.failing_since = None
+        self._backoff.reset()
+        rejected = result.rejected
+        if rejected:
+            await self._dead_letters.write(
+                [
+                    DeadLetter(
+                        stage="sink",
+                        reason=reason,
+                        source=delivery.source,
+                        sink=self.sink.id,
+                        payload=events[index].document,
+                    )
+                    for index, reason in sorted(rejected.items())
+                ]
+            )
+        fmt = self.sink.format
+        sent = len(events) - len(rejected)
+        self._metrics.events_sent.labels(self.sink.id).inc(sent)
+        self._metrics.bytes_sent.labels(self.sink.id).inc(
+            sum(len(event.encoded(fmt)) for i, event in enumerate(events) if i not in rejected)
+        )
+        await delivery.committer.acknowledge(delivery.ticket)

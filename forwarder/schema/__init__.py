@@ -1,0 +1,1 @@
+"""Normalization of raw API records into the common schema."""

@@ -1,0 +1,1 @@
+"""Simulators of the Calendly and Google Reports APIs, for the demo and the tests."""

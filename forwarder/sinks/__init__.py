@@ -1,0 +1,1 @@
+"""Sinks: destinations for normalized events, each acknowledging what it durably accepted."""

@@ -1,0 +1,1 @@
+"""Google Workspace Calendar audit events through the Admin SDK Reports API."""

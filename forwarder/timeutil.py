@@ -24,7 +24,11 @@ def parse_rfc3339(value: str) -> float:
 def format_rfc3339(timestamp: float, digits: int = 3) -> str:
     """Format Unix seconds as UTC RFC 3339 with ``digits`` fraction digits (0, 3 or 6) and ``Z``."""
     moment = datetime.fromtimestamp(timestamp, UTC)
-    if digits == 0:
-        return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-    fraction = f"{moment.microsecond:06d}"[:digits]
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + fraction + "Z"
+    # Not strftime("%Y"): glibc writes year 1 as "1", not "0001".
+    text = (
+        f"{moment.year:04d}-{moment.month:02d}-{moment.day:02d}"
+        f"T{moment.hour:02d}:{moment.minute:02d}:{moment.second:02d}"
+    )
+    if digits:
+        text += "." + f"{moment.microsecond:06d}"[:digits]
+    return text + "Z"

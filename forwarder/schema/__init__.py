@@ -1,1 +1,15 @@
-"""Normalization of raw API records into the common schema."""
+"""Normalization of raw API records into the common schema (ECS-style JSON documents).
+
+Modules, one job each:
+
+- ``google_calendar`` / ``calendly``: one raw record -> :class:`forwarder.events.Event`\\ s.
+- ``normalize_stream``: a page, JSON array or NDJSON of raw records -> events + failures.
+- ``parameters``: Google ``parameters[]`` -> typed dict; ``times``: time decoding (the
+  Google Calendar epoch constant lives there); ``messages``: admin-console messages.
+- ``ids``: deterministic event ids; ``errors``: :class:`MalformedRecordError`;
+  ``fields``: required/optional field access, ``event.original``, decode problems.
+- ``google_calendar_catalog`` / ``calendly_catalog``: the documented events.
+
+Documents share unmodified subtrees (``details``, ``resourceDetails``...) with the raw
+record instead of copying them: treat both as read-only once built.
+"""

@@ -5,6 +5,10 @@ parameters with their value kinds, and the admin-console message format. The nor
 the simulator and the generated docs all read this table, so they cannot drift apart.
 """
 
+# The admin-console message formats are quoted verbatim from the reference, one per line,
+# so they can be compared with it directly; splitting them would only hide typos.
+# ruff: noqa: E501
+
 from __future__ import annotations
 
 from dataclasses import dataclass

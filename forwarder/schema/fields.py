@@ -1,0 +1,101 @@
+"""Field access shared by the normalizers: required identity fields and the raw record."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from forwarder.schema.errors import (
+    INVALID_TYPE,
+    INVALID_VALUE,
+    MISSING_FIELD,
+    NOT_AN_OBJECT,
+    UNSERIALIZABLE,
+    MalformedRecordError,
+)
+
+# The ECS version the documents follow (``ecs.version``).
+ECS_VERSION = "8.11.0"
+
+DecodeProblem = dict[str, str]
+"""``{"field": <path in the record>, "problem": <short code>}``, kept in the document."""
+
+
+def problem(field: str, code: str) -> DecodeProblem:
+    """A decode problem: ``field`` of the record could not be mapped as documented."""
+    return {"field": field, "problem": code}
+
+
+def require_object(record: Any, what: str) -> Mapping[str, Any]:
+    """``record`` itself, or ``not_an_object`` when it is not a JSON object."""
+    if type(record) is not dict and not isinstance(record, Mapping):
+        raise MalformedRecordError(NOT_AN_OBJECT, f"{what} is a {type(record).__name__}")
+    return record
+
+
+def require_str(record: Mapping[str, Any], key: str, path: str) -> str:
+    """A required, non-empty string field; raises ``missing_field``/``invalid_type``/..."""
+    value = record.get(key)
+    if type(value) is str and value:
+        return value
+    if value is None:
+        raise MalformedRecordError(MISSING_FIELD, f"{path} is missing")
+    if isinstance(value, str):
+        raise MalformedRecordError(INVALID_VALUE, f"{path} is empty")
+    raise MalformedRecordError(INVALID_TYPE, f"{path} is not a string")
+
+
+def optional_str(
+    record: Mapping[str, Any], key: str, path: str, problems: list[DecodeProblem]
+) -> str | None:
+    """An optional string field; a value of another type is noted in ``problems`` and dropped.
+
+    Dropping keeps the document's field types stable for the SIEM's index mapping; the
+    value is still in ``event.original``.
+    """
+    value = record.get(key)
+    if value is None or type(value) is str:
+        return value
+    problems.append(problem(path, INVALID_TYPE))
+    return None
+
+
+def optional_object(
+    record: Mapping[str, Any], key: str, path: str, problems: list[DecodeProblem]
+) -> Mapping[str, Any] | None:
+    """An optional object field; anything else is noted in ``problems`` and dropped."""
+    value = record.get(key)
+    # type() first: isinstance against the Mapping ABC is several times slower.
+    if value is None or type(value) is dict or isinstance(value, Mapping):
+        return value
+    problems.append(problem(path, INVALID_TYPE))
+    return None
+
+
+def encode_original(record: Mapping[str, Any], what: str) -> str:
+    """The raw record as a JSON string (ECS ``event.original`` is a string).
+
+    This is also the gate that proves the record is plain JSON (no lone surrogates, no
+    integers beyond 64 bits, no non-JSON objects): every string of the document is taken
+    from it, so a record that passes here yields a document that serializes too.
+    """
+    try:
+        return orjson.dumps(record).decode()
+    except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+        raise MalformedRecordError(UNSERIALIZABLE, f"{what} is not plain JSON: {exc}") from None
+
+
+def user_from_email(email: str) -> dict[str, Any]:
+    """ECS ``user`` fields for an email address: ``email``, ``name`` (login part), ``domain``.
+
+    ECS ``user.name`` is the short login name, so the address is split the way the common
+    Workspace integrations do it; the full address stays in ``user.email``.
+    """
+    name, at, domain = email.partition("@")
+    if not at or not name:
+        return {"email": email, "name": email}
+    if not domain:
+        return {"email": email, "name": name}
+    return {"email": email, "name": name, "domain": domain}

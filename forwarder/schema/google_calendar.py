@@ -1,0 +1,393 @@
+"""Google Workspace Calendar audit activities (Reports API) to ECS-style events.
+
+One ``Activity`` can hold several ``events[]``; every one of them is a separate audit
+event with its own id (its index in ``events[]`` is part of the id) and document. The
+raw record of each is the whole activity, which is what the API returned.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from forwarder.events import Event
+from forwarder.schema.errors import (
+    INVALID_TYPE,
+    INVALID_VALUE,
+    MISSING_FIELD,
+    MalformedRecordError,
+)
+from forwarder.schema.fields import (
+    ECS_VERSION,
+    DecodeProblem,
+    encode_original,
+    optional_object,
+    optional_str,
+    problem,
+    require_object,
+    require_str,
+    user_from_email,
+)
+from forwarder.schema.google_calendar_catalog import CALENDAR_EVENTS, CalendarEventSpec
+from forwarder.schema.ids import google_event_key
+from forwarder.schema.messages import Template, compile_template, render
+from forwarder.schema.parameters import decode_parameters
+from forwarder.schema.times import decode_calendar_seconds, decode_requested_period, event_time
+
+PROVIDER = "google_calendar"
+DATASET = "google_workspace.calendar"
+
+# Who the message names when the activity has no actor email, profile id or key.
+UNKNOWN_ACTOR = "Someone"
+# Parameters that name people: they go to related.user so a search for a user finds the
+# events done *to* them too (ACL grantees, invited guests, notified recipients).
+USER_PARAMETERS = ("grantee_email", "event_guest", "recipient_email")
+INVALID_IP = "invalid_ip"
+INVALID_TIME = "invalid_time"
+
+
+@dataclass(frozen=True, slots=True)
+class GoogleEventMapping:
+    """How one Calendar event name maps into the document.
+
+    The table below is built from the catalog at import; later mapping work (ECS
+    ``event.category``/``event.type``, per-event fields) extends this class, not the
+    normalizer's control flow.
+    """
+
+    name: str
+    event_type: str
+    template: Template
+
+
+def _mapping(spec: CalendarEventSpec) -> GoogleEventMapping:
+    return GoogleEventMapping(spec.name, spec.type, compile_template(spec.message))
+
+
+EVENT_MAPPINGS: Mapping[str, GoogleEventMapping] = MappingProxyType(
+    {name: _mapping(spec) for name, spec in CALENDAR_EVENTS.items()}
+)
+"""Every documented event name -> its mapping. Other names are mapped generically."""
+
+
+def activity_time(activity: Any) -> float:
+    """The activity's time (``id.time``) as Unix seconds; raises MalformedRecordError."""
+    ident = _require_id(require_object(activity, "activity"))
+    return event_time(ident.get("time"), "id.time")[0]
+
+
+def normalize_activity(activity: Mapping[str, Any], *, ingested: str) -> list[Event]:
+    """Every event of one Reports API ``Activity``, normalized, in ``events[]`` order.
+
+    Raises :class:`MalformedRecordError` when the activity cannot be identified: not an
+    object, ``id.time`` missing or not RFC 3339, ``id.uniqueQualifier`` missing, ``events``
+    missing, not a list or empty, an event that is not an object or has no string
+    ``name``, or a record that is not plain JSON. Anything else that is off (mistyped
+    optional fields or parameter values) is kept as well as possible and listed in
+    ``google_workspace.decode_problems``; unknown event names are mapped generically.
+    """
+    record = require_object(activity, "activity")
+    ident = _require_id(record)
+    time_text = ident.get("time")
+    timestamp, at_timestamp = event_time(time_text, "id.time")
+    unique_qualifier = _require_unique_qualifier(ident)
+    events = _require_events(record)
+    names = [require_str(event, "name", f"events[{index}].name") for index, event in events]
+    original = encode_original(record, "activity")
+
+    context = _activity_context(
+        record, ident, time_text, at_timestamp, unique_qualifier, original, len(names)
+    )
+    results: list[Event] = []
+    for (index, event), name in zip(events, names, strict=True):
+        event_id = google_event_key(time_text, unique_qualifier, index)
+        document = _document(context, event_id, index, event, name, ingested)
+        results.append(Event(event_id, timestamp, PROVIDER, name, document, record))
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class _Activity:
+    """The activity-level values every event document of one activity repeats."""
+
+    time: str
+    at_timestamp: str
+    unique_qualifier: str
+    customer_id: str | None
+    application_name: str | None
+    email: str | None
+    profile_id: str | None
+    caller_type: str | None
+    actor_key: str | None
+    application_info: Mapping[str, Any] | None
+    ip: str | None
+    owner_domain: str | None
+    network_info: Mapping[str, Any] | None
+    resource_details: list[Any] | None
+    problems: list[DecodeProblem]
+    message_values: dict[str, str | None]
+    actor_label: str
+    original: str
+    event_count: int
+
+
+def _activity_context(
+    record: Mapping[str, Any],
+    ident: Mapping[str, Any],
+    time: str,
+    at_timestamp: str,
+    unique_qualifier: str,
+    original: str,
+    event_count: int,
+) -> _Activity:
+    """Read the activity-level fields once; mistyped optional ones become decode problems."""
+    problems: list[DecodeProblem] = []
+    actor = optional_object(record, "actor", "actor", problems) or {}
+    email = optional_str(actor, "email", "actor.email", problems)
+    profile_id = optional_str(actor, "profileId", "actor.profileId", problems)
+    actor_key = optional_str(actor, "key", "actor.key", problems)
+    ip = optional_str(record, "ipAddress", "ipAddress", problems)
+    if ip is not None and not _is_ip(ip):
+        problems.append(problem("ipAddress", INVALID_IP))
+        ip = None
+    resource_details = record.get("resourceDetails")
+    if resource_details is not None and type(resource_details) is not list:
+        problems.append(problem("resourceDetails", INVALID_TYPE))
+        resource_details = None
+    actor_label = email or profile_id or actor_key or UNKNOWN_ACTOR
+    return _Activity(
+        time=time,
+        at_timestamp=at_timestamp,
+        unique_qualifier=unique_qualifier,
+        customer_id=optional_str(ident, "customerId", "id.customerId", problems),
+        application_name=optional_str(ident, "applicationName", "id.applicationName", problems),
+        email=email,
+        profile_id=profile_id,
+        caller_type=optional_str(actor, "callerType", "actor.callerType", problems),
+        actor_key=actor_key,
+        application_info=optional_object(
+            actor, "applicationInfo", "actor.applicationInfo", problems
+        ),
+        ip=ip,
+        owner_domain=optional_str(record, "ownerDomain", "ownerDomain", problems),
+        network_info=optional_object(record, "networkInfo", "networkInfo", problems),
+        resource_details=resource_details,
+        problems=problems,
+        message_values={"actor": actor_label, "IP_ADDRESS_IDENTIFIER": ip},
+        actor_label=actor_label,
+        original=original,
+        event_count=event_count,
+    )
+
+
+def _document(
+    activity: _Activity,
+    event_id: str,
+    index: int,
+    event: Mapping[str, Any],
+    name: str,
+    ingested: str,
+) -> dict[str, Any]:
+    """The ECS document of the ``index``-th event; built fresh, sharing no dict with others."""
+    problems = [dict(item) for item in activity.problems]
+    parameters = decode_parameters(event.get("parameters"), problems, f"events[{index}].parameters")
+    mapping = EVENT_MAPPINGS.get(name)
+    event_type = optional_str(event, "type", f"events[{index}].type", problems)
+    if mapping is not None:
+        message = render(mapping.template, activity.message_values, parameters)
+        event_type = event_type or mapping.event_type
+    else:
+        message = f"{activity.actor_label} performed the Calendar action {name}"
+
+    calendar: dict[str, Any] = {"event_name": name, "parameters": parameters}
+    if event_type is not None:
+        calendar["event_type"] = event_type
+    _decode_times(parameters, calendar, problems, index)
+    resource_ids = event.get("resourceIds")
+    if type(resource_ids) is list:
+        calendar["resource_ids"] = resource_ids
+    elif resource_ids is not None:
+        problems.append(problem(f"events[{index}].resourceIds", INVALID_TYPE))
+
+    google_workspace: dict[str, Any] = {
+        "actor": _google_actor(activity),
+        "id": _google_id(activity),
+        "event_index": index,
+        "event_count": activity.event_count,
+        "calendar": calendar,
+    }
+    if activity.owner_domain is not None:
+        google_workspace["owner_domain"] = activity.owner_domain
+    if activity.network_info:
+        google_workspace["network_info"] = _network_info(activity.network_info)
+    if activity.resource_details is not None:
+        google_workspace["resource_details"] = activity.resource_details
+    if problems:
+        google_workspace["decode_problems"] = problems
+
+    document: dict[str, Any] = {
+        "@timestamp": activity.at_timestamp,
+        "ecs": {"version": ECS_VERSION},
+        "event": {
+            "id": event_id,
+            "kind": "event",
+            "action": name,
+            "provider": PROVIDER,
+            "dataset": DATASET,
+            "ingested": ingested,
+            "original": activity.original,
+        },
+        "message": message,
+    }
+    user = _user(activity.email, activity.profile_id)
+    if user:
+        document["user"] = user
+    if activity.ip is not None:
+        document["source"] = {"ip": activity.ip}
+    if activity.customer_id is not None:
+        document["organization"] = {"id": activity.customer_id}
+    related = _related(activity.email, activity.profile_id, activity.ip, parameters)
+    if related:
+        document["related"] = related
+    document["google_workspace"] = google_workspace
+    return document
+
+
+def _google_actor(activity: _Activity) -> dict[str, Any]:
+    actor: dict[str, Any] = {}
+    if activity.caller_type is not None:
+        actor["type"] = activity.caller_type
+    if activity.email is not None:
+        actor["email"] = activity.email
+    if activity.profile_id is not None:
+        actor["profile_id"] = activity.profile_id
+    if activity.actor_key is not None:
+        actor["key"] = activity.actor_key
+    if activity.application_info:
+        actor["application_info"] = _application_info(activity.application_info)
+    return actor
+
+
+def _google_id(activity: _Activity) -> dict[str, Any]:
+    ident: dict[str, Any] = {"time": activity.time, "unique_qualifier": activity.unique_qualifier}
+    if activity.application_name is not None:
+        ident["application_name"] = activity.application_name
+    if activity.customer_id is not None:
+        ident["customer_id"] = activity.customer_id
+    return ident
+
+
+def _require_id(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    ident = record.get("id")
+    if ident is None:
+        raise MalformedRecordError(MISSING_FIELD, "id is missing")
+    if type(ident) is not dict and not isinstance(ident, Mapping):
+        raise MalformedRecordError(INVALID_TYPE, "id is not an object")
+    return ident
+
+
+def _require_unique_qualifier(ident: Mapping[str, Any]) -> str:
+    value = ident.get("uniqueQualifier")
+    # The API sends an int64 string (may be negative); accept a bare integer from
+    # hand-written records, rendered the same way so the id does not change.
+    if type(value) is int:
+        return str(value)
+    return require_str(ident, "uniqueQualifier", "id.uniqueQualifier")
+
+
+def _require_events(record: Mapping[str, Any]) -> list[tuple[int, Mapping[str, Any]]]:
+    events = record.get("events")
+    if events is None:
+        raise MalformedRecordError(MISSING_FIELD, "events is missing")
+    if type(events) is not list:
+        raise MalformedRecordError(INVALID_TYPE, "events is not a list")
+    if not events:
+        raise MalformedRecordError(INVALID_VALUE, "events is empty")
+    for index, event in enumerate(events):
+        if type(event) is not dict and not isinstance(event, Mapping):
+            raise MalformedRecordError(INVALID_TYPE, f"events[{index}] is not an object")
+    return list(enumerate(events))
+
+
+def _is_ip(text: str) -> bool:
+    # source.ip is an `ip` field in ECS: a value that is not an address would make the
+    # SIEM reject the whole document, so it is checked here, once per activity.
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+# Parameter name -> where its decoded RFC 3339 time goes under google_workspace.calendar
+# (group object or None, field), and how it is encoded (see forwarder.schema.times).
+_TIME_PARAMETERS = (
+    ("start_time", None, "event_start", decode_calendar_seconds),
+    ("end_time", None, "event_end", decode_calendar_seconds),
+    ("requested_period_start", "requested_period", "start", decode_requested_period),
+    ("requested_period_end", "requested_period", "end", decode_requested_period),
+)
+
+
+def _decode_times(
+    parameters: Mapping[str, Any],
+    calendar: dict[str, Any],
+    problems: list[DecodeProblem],
+    index: int,
+) -> None:
+    """Decoded RFC 3339 times next to the raw integers (which stay in ``parameters``)."""
+    for name, group, field, decode in _TIME_PARAMETERS:
+        value = parameters.get(name)
+        if type(value) is not int:
+            continue  # absent, or an undecodable intValue already noted
+        text = decode(value)
+        if text is None:
+            problems.append(problem(f"events[{index}].parameters.{name}", INVALID_TIME))
+        elif group is None:
+            calendar[field] = text
+        else:
+            calendar.setdefault(group, {})[field] = text
+
+
+def _application_info(info: Mapping[str, Any]) -> dict[str, Any]:
+    mapped = {
+        "application_name": info.get("applicationName"),
+        "impersonation": info.get("impersonation"),
+        "oauth_client_id": info.get("oauthClientId"),
+    }
+    return {key: value for key, value in mapped.items() if value is not None}
+
+
+def _network_info(info: Mapping[str, Any]) -> dict[str, Any]:
+    mapped = {
+        "ip_asn": info.get("ipAsn"),
+        "region_code": info.get("regionCode"),
+        "subdivision_code": info.get("subdivisionCode"),
+    }
+    return {key: value for key, value in mapped.items() if value is not None}
+
+
+def _user(email: str | None, profile_id: str | None) -> dict[str, Any]:
+    user = user_from_email(email) if email else {}
+    if profile_id:
+        user["id"] = profile_id
+    return user
+
+
+def _related(
+    email: str | None, profile_id: str | None, ip: str | None, parameters: Mapping[str, Any]
+) -> dict[str, list[str]]:
+    users = [value for value in (email, profile_id) if value]
+    for name in USER_PARAMETERS:
+        value = parameters.get(name)
+        if value and type(value) is str and value not in users:
+            users.append(value)
+    related: dict[str, list[str]] = {}
+    if users:
+        related["user"] = users
+    if ip is not None:
+        related["ip"] = [ip]
+    return related

@@ -1,0 +1,68 @@
+"""Admin-console style messages: templates compiled once, rendered without ever failing.
+
+A template is a format such as ``{actor} changed the title of {old_event_title} to
+{event_title}``, compiled at import into literal/placeholder pairs so rendering an event
+is a plain join. Placeholders are resolved from a mapping; a missing one renders as
+:data:`UNKNOWN` rather than raising, since events often lack documented parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from string import Formatter
+from typing import Any
+
+import orjson
+
+UNKNOWN = "(unknown)"
+
+Template = tuple[tuple[str, str | None], ...]
+"""``(literal text, placeholder name or None)`` pairs, in order."""
+
+
+def compile_template(fmt: str) -> Template:
+    """Split ``fmt`` into literal text and ``{name}`` placeholders (``{{``/``}}`` escape)."""
+    return tuple((literal, name) for literal, name, _spec, _conv in Formatter().parse(fmt))
+
+
+def placeholders(template: Template) -> tuple[str, ...]:
+    """The placeholder names of ``template``, in order."""
+    return tuple(name for _literal, name in template if name is not None)
+
+
+def render(template: Template, values: Mapping[str, Any], fallback: Mapping[str, Any]) -> str:
+    """Fill ``template`` from ``values``, then ``fallback``; anything missing is ``UNKNOWN``.
+
+    Two mappings so that callers need not merge per event (e.g. the actor and IP address
+    first, the event's parameters second).
+    """
+    parts: list[str] = []
+    for literal, name in template:
+        if literal:
+            parts.append(literal)
+        if name is not None:
+            value = values.get(name)
+            if value is None:
+                value = fallback.get(name)
+            parts.append(render_value(value))
+    return "".join(parts)
+
+
+def render_value(value: Any) -> str:
+    """A decoded value as message text: lists comma-joined, objects as JSON, None unknown."""
+    if type(value) is str:
+        return value
+    if value is None:
+        return UNKNOWN
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, list):
+        return ", ".join(render_value(item) for item in value) if value else UNKNOWN
+    if isinstance(value, Mapping):
+        try:
+            return orjson.dumps(value).decode()
+        except TypeError:
+            return UNKNOWN
+    return str(value)

@@ -181,9 +181,10 @@ def _cursors(args: argparse.Namespace) -> int:
 
 
 def _normalize(args: argparse.Namespace) -> int:
+    import time
+
     from forwarder.schema.normalize_stream import normalize_payload
     from forwarder.timeutil import format_rfc3339
-    import time
 
     data = sys.stdin.buffer.read()
     events, failures = normalize_payload(args.source, data, ingested=format_rfc3339(time.time()))
@@ -193,7 +194,10 @@ def _normalize(args: argparse.Namespace) -> int:
     out.flush()
     for record, error in failures:
         excerpt = orjson.dumps(record, default=repr)[:200].decode("utf-8", "replace")
-        print(f"forwarder: skipped record ({error.reason}: {error.detail}): {excerpt}", file=sys.stderr)
+        print(
+            f"forwarder: skipped record ({error.reason}: {error.detail}): {excerpt}",
+            file=sys.stderr,
+        )
     return EXIT_OK if not failures else EXIT_RUNTIME
 
 

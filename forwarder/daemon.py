@@ -15,8 +15,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from forwarder.backoff import Backoff
 from forwarder.checkpoint.file import FileCheckpointStore
 from forwarder.clock import Clock, SystemClock
@@ -31,6 +29,7 @@ from forwarder.config.model import (
     StdoutSinkConfig,
 )
 from forwarder.deadletter.file import FileDeadLetterQueue
+from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
 from forwarder.observability.server import OperatorServer
 from forwarder.pipeline.acks import OrderedCommitter
@@ -123,7 +122,7 @@ class Daemon:
         self.config = config
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
-        self.log = structlog.get_logger("forwarder.daemon")
+        self.log = get_logger("forwarder.daemon")
         self.store = FileCheckpointStore(config.state_dir)
         self.dead_letters = FileDeadLetterQueue(config.dead_letter_dir, self.metrics, self.clock)
         self.sinks: list[Sink] = []
@@ -205,7 +204,8 @@ class Daemon:
             self.runners.append(runner)
 
         worker_tasks = [
-            asyncio.create_task(worker.run(), name=f"sink:{worker.sink.id}") for worker in self.workers
+            asyncio.create_task(worker.run(), name=f"sink:{worker.sink.id}")
+            for worker in self.workers
         ]
         polling = asyncio.Event()
         runner_tasks = [
@@ -255,10 +255,16 @@ class Daemon:
         now = self.clock.now()
         problems: list[str] = []
         for runner in self.runners:
-            if runner.failing_since is not None and now - runner.failing_since > STUCK_AFTER_SECONDS:
+            if (
+                runner.failing_since is not None
+                and now - runner.failing_since > STUCK_AFTER_SECONDS
+            ):
                 problems.append(f"source {runner.source.id} failing: {runner.last_error}")
         for worker in self.workers:
-            if worker.failing_since is not None and now - worker.failing_since > STUCK_AFTER_SECONDS:
+            if (
+                worker.failing_since is not None
+                and now - worker.failing_since > STUCK_AFTER_SECONDS
+            ):
                 problems.append(f"sink {worker.sink.id} failing")
         ready = self.started.is_set() and not problems
         return ready, {"problems": problems}

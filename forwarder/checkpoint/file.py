@@ -49,7 +49,9 @@ class FileCheckpointStore:
         except FileNotFoundError:
             return None
         except OSError as error:
-            raise CheckpointCorruptError(f"cannot read checkpoint {path}: {error.strerror}") from None
+            raise CheckpointCorruptError(
+                f"cannot read checkpoint {path}: {error.strerror}"
+            ) from None
         try:
             envelope = orjson.loads(data)
         except orjson.JSONDecodeError as error:

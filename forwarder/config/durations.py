@@ -1,4 +1,4 @@
-"""Durations in config files: a number of seconds or a string such as ``90s``, ``5m``, ``2h``, ``1d``."""
+"""Durations in config files: seconds, or a number with a unit (``90s``, ``5m``, ``2h``, ``1d``)."""
 
 from __future__ import annotations
 

@@ -111,7 +111,9 @@ def read_secret(inline: SecretStr | None, file: Path | None, key: str) -> str:
     try:
         value = file.read_text(encoding="utf-8").strip()
     except OSError as error:
-        raise ConfigError(f"{key}_file", f"cannot read secret file {file}: {error.strerror}") from None
+        raise ConfigError(
+            f"{key}_file", f"cannot read secret file {file}: {error.strerror}"
+        ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{key}_file", f"secret file {file} is not UTF-8 text") from None
     if not value:

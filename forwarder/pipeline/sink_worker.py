@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import structlog
-
 from forwarder.backoff import Backoff
 from forwarder.clock import Clock
 from forwarder.deadletter.file import FileDeadLetterQueue
 from forwarder.events import DeadLetter, Event
+from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
 from forwarder.pipeline.acks import OrderedCommitter, Ticket
 from forwarder.pipeline.queue import EventBoundedQueue
@@ -50,7 +49,7 @@ class SinkWorker:
         self._metrics = metrics
         self._clock = clock
         self._backoff = backoff
-        self._log = structlog.get_logger("forwarder.sink").bind(sink=sink.id)
+        self._log = get_logger("forwarder.sink", sink=sink.id)
         self.failing_since: float | None = None
         metrics.queue_capacity.labels(sink.id).set(queue.capacity)
 
@@ -83,7 +82,8 @@ class SinkWorker:
             await self._clock.sleep(self._backoff.next_delay(result.retry_after))
         if self.failing_since is not None:
             self._log.info(
-                "sink_recovered", failed_for_seconds=round(self._clock.now() - self.failing_since, 3)
+                "sink_recovered",
+                failed_for_seconds=round(self._clock.now() - self.failing_since, 3),
             )
             self.failing_since = None
         self._backoff.reset()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-import structlog
-
 from forwarder.backoff import Backoff
 from forwarder.clock import Clock
 from forwarder.deadletter.file import FileDeadLetterQueue
 from forwarder.events import Batch
+from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
 from forwarder.pipeline.acks import OrderedCommitter
 from forwarder.pipeline.queue import EventBoundedQueue
@@ -48,7 +47,7 @@ class SourceRunner:
         self._metrics = metrics
         self._clock = clock
         self._backoff = backoff
-        self._log = structlog.get_logger("forwarder.source").bind(source=source.id)
+        self._log = get_logger("forwarder.source", source=source.id)
         self.failing_since: float | None = None
         self.last_error: str | None = None
         self.last_success: float | None = None
@@ -97,7 +96,9 @@ class SourceRunner:
         self._metrics.poll_duration.labels(source_id).observe(max(0.0, finished - started))
         self._metrics.last_poll.labels(source_id).set(finished)
         if self.failing_since is not None:
-            self._log.info("source_recovered", failed_for_seconds=round(finished - self.failing_since, 3))
+            self._log.info(
+                "source_recovered", failed_for_seconds=round(finished - self.failing_since, 3)
+            )
             self.failing_since = None
             self.last_error = None
         self._backoff.reset()

@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import structlog
-
 from forwarder.clock import Clock
 from forwarder.config.model import CalendlySourceConfig
 from forwarder.events import Batch, DeadLetter, Event
+from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
 from forwarder.schema.calendly import normalize_entry
 from forwarder.schema.errors import MalformedRecordError
@@ -54,7 +53,7 @@ class CalendlySource:
         self._client = client
         self._metrics = metrics
         self._clock = clock
-        self._log = structlog.get_logger("forwarder.source.calendly").bind(source=source_id)
+        self._log = get_logger("forwarder.source.calendly", source=source_id)
         self.cursor = 0.0
         self.seen: dict[str, float] = {}
 
@@ -67,7 +66,9 @@ class CalendlySource:
             self.cursor = parse_rfc3339(checkpoint["cursor"])
             self.seen = {str(key): float(value) for key, value in checkpoint["seen"].items()}
         except (KeyError, TypeError, ValueError, AttributeError) as error:
-            raise SourceError(f"checkpoint of source {self.id} is not a Calendly cursor: {error}")
+            raise SourceError(
+                f"checkpoint of source {self.id} is not a Calendly cursor: {error}"
+            ) from None
 
     def checkpoint(self) -> dict[str, Any]:
         return {"cursor": format_rfc3339(self.cursor, 6), "seen": dict(self.seen)}
@@ -91,7 +92,9 @@ class CalendlySource:
                 return
 
     async def _fetch(self, params: dict[str, str]) -> dict[str, Any]:
-        response = await self._client.request("GET", self._url, params=params, headers=self._headers)
+        response = await self._client.request(
+            "GET", self._url, params=params, headers=self._headers
+        )
         self._note_rate_limit(response)
         if response.status == 200:
             page = response.json_object()

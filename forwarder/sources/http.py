@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import aiohttp
 import orjson
-import structlog
 from multidict import CIMultiDictProxy
 
 from forwarder import __version__
 from forwarder.backoff import Backoff
 from forwarder.clock import Clock
+from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
 from forwarder.sources.base import MalformedResponseError, TransientSourceError
 
@@ -66,7 +65,7 @@ class ApiClient:
         self._max_attempts = max_attempts
         self._backoff = backoff
         self._session: aiohttp.ClientSession | None = None
-        self._log = structlog.get_logger("forwarder.source.http").bind(source=source_id)
+        self._log = get_logger("forwarder.source.http", source=source_id)
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -92,7 +91,7 @@ class ApiClient:
                 body = await response.read()
                 status = response.status
                 response_headers = response.headers
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as error:
+        except (TimeoutError, aiohttp.ClientError, ConnectionError) as error:
             self._metrics.api_responses.labels(self.source_id, "network_error").inc()
             reason = str(error) or type(error).__name__
             raise TransientSourceError(f"{method} {_path(url)} failed: {reason}") from None
@@ -111,7 +110,9 @@ class ApiClient:
                 if number == self._max_attempts:
                     raise
                 delay = self._backoff.next_delay(error.retry_after)
-                self._log.debug("request_retry", attempt=number, delay=round(delay, 3), error=str(error))
+                self._log.debug(
+                    "request_retry", attempt=number, delay=round(delay, 3), error=str(error)
+                )
                 await self._clock.sleep(delay)
         raise AssertionError("unreachable")
 

@@ -22,8 +22,13 @@ async def test_commit_then_load_round_trips(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b'{"format": 1, "source": "cal", "st', b"[]", b'{"format": 99, "source": "cal", "state": {}}',
-     b'{"format": 1, "source": "other", "state": {}}'],
+    [
+        b"",
+        b'{"format": 1, "source": "cal", "st',
+        b"[]",
+        b'{"format": 99, "source": "cal", "state": {}}',
+        b'{"format": 1, "source": "other", "state": {}}',
+    ],
 )
 async def test_corrupt_checkpoint_is_an_error_not_a_reset(tmp_path: Path, content: bytes) -> None:
     store = FileCheckpointStore(tmp_path)

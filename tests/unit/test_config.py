@@ -97,9 +97,10 @@ def test_settle_window_must_cover_two_hours(tmp_path: Path) -> None:
 
 
 def test_environment_substitution_and_defaults(tmp_path: Path) -> None:
-    text = _config_text(tmp_path).replace(
-        "https://api.calendly.com/organizations/X", "${ORG_URI}"
-    ) + "log: {level: '${LEVEL:-warning}'}\n"
+    text = (
+        _config_text(tmp_path).replace("https://api.calendly.com/organizations/X", "${ORG_URI}")
+        + "log: {level: '${LEVEL:-warning}'}\n"
+    )
     config = parse_config(text, {"ORG_URI": "https://api.calendly.com/organizations/Y"})
     assert config.sources["cal"].organization == "https://api.calendly.com/organizations/Y"
     assert config.log.level == "warning"
@@ -111,9 +112,13 @@ def test_unset_environment_variable_names_the_key(tmp_path: Path) -> None:
 
 
 def test_durations_accept_units(tmp_path: Path) -> None:
-    text = _config_text(tmp_path).replace("    token_file:", "    poll_interval: 2m\n    token_file:")
+    text = _config_text(tmp_path).replace(
+        "    token_file:", "    poll_interval: 2m\n    token_file:"
+    )
     assert parse_config(text, {}).sources["cal"].poll_interval == 120.0
-    bad = _config_text(tmp_path).replace("    token_file:", "    poll_interval: soon\n    token_file:")
+    bad = _config_text(tmp_path).replace(
+        "    token_file:", "    poll_interval: soon\n    token_file:"
+    )
     assert _error(bad).startswith("sources.cal.poll_interval: invalid duration")
 
 
@@ -135,7 +140,10 @@ def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     ("change", "key"),
     [
         (("page_size: 100", "page_size: many"), "sources.cal.page_size"),
-        (("    organization: https://api.calendly.com/organizations/X\n", ""), "sources.cal.organization"),
+        (
+            ("    organization: https://api.calendly.com/organizations/X\n", ""),
+            "sources.cal.organization",
+        ),
     ],
 )
 def test_check_config_exits_2_with_one_line_naming_the_key(

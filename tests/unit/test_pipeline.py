@@ -48,7 +48,9 @@ class ScriptedSource:
             self.produced += len(events)
             dead = []
             if b == self.bad_record_in:
-                dead = [DeadLetter("source", "missing_field", self.id, {"broken": True}, None, "no id")]
+                dead = [
+                    DeadLetter("source", "missing_field", self.id, {"broken": True}, None, "no id")
+                ]
             yield Batch(self.id, events, {"batch": b}, dead)
 
     async def aclose(self) -> None:
@@ -73,7 +75,9 @@ class RecordingSink:
         if self.failures_left:
             self.failures_left -= 1
             return SendResult.retry_later("receiver down")
-        rejected = {i: "too_large" for i, e in enumerate(events) if e.document["n"] in self.reject_n}
+        rejected = {
+            i: "too_large" for i, e in enumerate(events) if e.document["n"] in self.reject_n
+        }
         self.received.extend(e.document["n"] for i, e in enumerate(events) if i not in rejected)
         return SendResult(rejected=rejected)
 
@@ -82,12 +86,16 @@ class RecordingSink:
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, source: ScriptedSource, sinks: list[RecordingSink], capacity: int):
+    def __init__(
+        self, tmp_path: Path, source: ScriptedSource, sinks: list[RecordingSink], capacity: int
+    ):
         self.metrics = Metrics()
         clock = SystemClock()
         self.store = FileCheckpointStore(tmp_path)
         self.dead = FileDeadLetterQueue(tmp_path / "dl", self.metrics, clock)
-        self.queues: list[EventBoundedQueue[Delivery]] = [EventBoundedQueue(capacity) for _ in sinks]
+        self.queues: list[EventBoundedQueue[Delivery]] = [
+            EventBoundedQueue(capacity) for _ in sinks
+        ]
         self.workers = [
             SinkWorker(sink, queue, self.dead, self.metrics, clock, Backoff(0.001, 0.002))
             for sink, queue in zip(sinks, self.queues, strict=True)
@@ -166,5 +174,7 @@ async def test_rejected_events_and_bad_records_go_to_dead_letters(tmp_path: Path
     sink_letter = next(d for d in letters if d["stage"] == "sink")
     assert sink_letter["payload"] == {"n": 5} and sink_letter["sink"] == "picky"
     sample = harness.metrics.registry.get_sample_value
-    assert sample("forwarder_dead_letter_events_total", {"stage": "sink", "reason": "too_large"}) == 1
+    assert (
+        sample("forwarder_dead_letter_events_total", {"stage": "sink", "reason": "too_large"}) == 1
+    )
     assert await harness.store.load("scripted") == {"batch": 1}

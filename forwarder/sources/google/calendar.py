@@ -128,7 +128,9 @@ class GoogleCalendarSource:
             if page_token is None:
                 # The whole window is read: move the watermark and prune the seen ids.
                 self.watermark = end
-                self.final_before = max(self.final_before, min(end, scanned_at - self._config.settle_window))
+                self.final_before = max(
+                    self.final_before, min(end, scanned_at - self._config.settle_window)
+                )
                 keep_from = self.window_start
                 self.seen = {key: when for key, when in self.seen.items() if when >= keep_from}
                 yield Batch(self.id, events, self.checkpoint(), dead)
@@ -146,7 +148,9 @@ class GoogleCalendarSource:
             try:
                 normalized = normalize_activity(activity, ingested=ingested)
             except MalformedRecordError as error:
-                dead.append(DeadLetter("source", error.reason, self.id, activity, detail=error.detail))
+                dead.append(
+                    DeadLetter("source", error.reason, self.id, activity, detail=error.detail)
+                )
                 continue
             for event in normalized:
                 if event.id in seen:

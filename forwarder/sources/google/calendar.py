@@ -182,8 +182,10 @@ class GoogleCalendarSource:
             items = page.get("items", [])
             if not isinstance(items, list):
                 raise MalformedResponseError("response 'items' is not a list")
-            if "items" not in page and "kind" not in page:
-                raise MalformedResponseError("response has neither 'items' nor 'kind'")
+            if "kind" not in page:
+                # Google leaves out `items` on an empty page, never `kind`: without it the
+                # body cannot be told apart from a damaged one, and skipping is not an option.
+                raise MalformedResponseError("response has no 'kind'")
             token_value = page.get("nextPageToken")
             if token_value is not None and not isinstance(token_value, str):
                 raise MalformedResponseError("'nextPageToken' is not a string")

@@ -144,7 +144,9 @@ class GoogleCalendarSource:
         seen = self.seen
         duplicates = late = 0
         watermark = self.watermark
-        for activity in items:
+        # Pages come newest first; sinks get them oldest first (events of one activity
+        # keep their index order).
+        for activity in reversed(items):
             try:
                 normalized = normalize_activity(activity, ingested=ingested)
             except MalformedRecordError as error:
@@ -160,8 +162,6 @@ class GoogleCalendarSource:
                 if event.timestamp < watermark:
                     late += 1
                 events.append(event)
-        # Pages come newest first; sinks get each page oldest first.
-        events.reverse()
         if duplicates:
             self._metrics.duplicates_dropped.labels(self.id).inc(duplicates)
         if late:

@@ -1,0 +1,149 @@
+"""The command line as a user runs it (subprocesses)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+
+from forwarder.checkpoint.file import FileCheckpointStore
+from forwarder.daemon import StateDirectoryLock
+
+
+def _cli(
+    *args: str, stdin: bytes = b"", cwd: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "forwarder", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+GOOGLE_PAGE = {
+    "kind": "admin#reports#activities",
+    "items": [
+        {
+            "kind": "admin#reports#activity",
+            "id": {
+                "time": "2026-11-27T10:00:00.123Z",
+                "uniqueQualifier": "-4031291820946411744",
+                "applicationName": "calendar",
+                "customerId": "C0abc",
+            },
+            "actor": {"callerType": "USER", "email": "alice@x.com", "profileId": "1"},
+            "ipAddress": "203.0.113.9",
+            "events": [
+                {
+                    "type": "calendar_change",
+                    "name": "change_calendar_acls",
+                    "parameters": [
+                        {"name": "grantee_email", "value": "bob@y.com"},
+                        {"name": "access_level", "value": "editor"},
+                    ],
+                },
+                {"type": "event_change", "name": "create_event", "parameters": []},
+            ],
+        }
+    ],
+}
+
+
+def test_normalize_a_google_page() -> None:
+    result = _cli("normalize", "--source", "google_calendar", stdin=orjson.dumps(GOOGLE_PAGE))
+    assert result.returncode == 0, result.stderr
+    documents = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert [d["event"]["action"] for d in documents] == ["change_calendar_acls", "create_event"]
+    assert documents[0]["message"] == (
+        "alice@x.com changed the access level on a calendar for bob@y.com to editor"
+    )
+    assert documents[0]["source"]["ip"] == "203.0.113.9"
+    assert documents[0]["event"]["id"] != documents[1]["event"]["id"]
+    again = _cli("normalize", "--source", "google_calendar", stdin=orjson.dumps(GOOGLE_PAGE))
+    assert again.stdout.splitlines()[0].count(documents[0]["event"]["id"].encode()) == 1
+
+
+def test_normalize_ndjson_reports_bad_lines_and_keeps_the_rest() -> None:
+    good = {
+        "uri": "https://api.calendly.com/activity_log_entries/A1",
+        "occurred_at": "2026-11-27T10:00:00.000001Z",
+        "namespace": "API",
+        "action": "Token_Created",
+        "fully_qualified_name": "API.Token_Created",
+        "details": {},
+        "organization": "https://api.calendly.com/organizations/O",
+        "actor": {"type": "System", "display_name": "Calendly System"},
+    }
+    stdin = orjson.dumps(good) + b"\n{not json\n" + orjson.dumps({**good, "uri": None}) + b"\n"
+    result = _cli("normalize", "--source", "calendly", stdin=stdin)
+    assert result.returncode == 1
+    documents = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert len(documents) == 1 and documents[0]["event"]["action"] == "API.Token_Created"
+    errors = result.stderr.decode().splitlines()
+    assert len(errors) == 2
+    assert "invalid_json" in errors[0]
+
+
+def _config(tmp_path: Path) -> Path:
+    token = tmp_path / "token"
+    token.write_text("t")
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"""
+state_dir: {tmp_path / "state"}
+sources:
+  cal: {{type: calendly, organization: https://api.calendly.com/organizations/X,
+         token_file: {token}, base_url: "http://127.0.0.1:9"}}
+sinks:
+  out: {{type: file, path: {tmp_path / "out.ndjson"}}}
+metrics: {{enabled: false}}
+"""
+    )
+    return path
+
+
+def test_cursors_show_and_reset(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    FileCheckpointStore(tmp_path / "state").commit_sync(
+        "cal", {"cursor": "2026-11-27T10:00:00.000001Z", "seen": {"a": 1.0, "b": 2.0}}
+    )
+    shown = _cli("cursors", "show", "--config", str(config))
+    assert shown.returncode == 0
+    summary = orjson.loads(shown.stdout)
+    assert summary["source"] == "cal" and summary["cursor"] == "2026-11-27T10:00:00.000001Z"
+    assert summary["seen_ids"] == 2
+    reset = _cli("cursors", "reset", "--config", str(config), "--source", "cal")
+    assert reset.returncode == 0
+    assert (
+        orjson.loads(_cli("cursors", "show", "--config", str(config)).stdout)["committed"] is False
+    )
+
+
+def test_cursors_reset_refuses_while_a_daemon_holds_the_state(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    FileCheckpointStore(tmp_path / "state").commit_sync("cal", {"cursor": "x", "seen": {}})
+    lock = StateDirectoryLock(tmp_path / "state")
+    lock.acquire()
+    try:
+        result = _cli("cursors", "reset", "--config", str(config), "--source", "cal")
+    finally:
+        lock.release()
+    assert result.returncode == 3
+    assert b"in use by another forwarder" in result.stderr
+    assert FileCheckpointStore(tmp_path / "state").load_sync("cal") is not None
+
+
+def test_run_with_a_corrupt_checkpoint_exits_3_and_keeps_the_file(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    checkpoint = tmp_path / "state" / "checkpoints" / "cal.json"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b'{"format": 1, "sou')
+    result = _cli("run", "--config", str(config))
+    assert result.returncode == 3
+    message = result.stderr.decode().strip().splitlines()[-1]
+    assert str(checkpoint) in message and "cursors reset --source cal" in message
+    assert checkpoint.read_bytes() == b'{"format": 1, "sou'

@@ -79,11 +79,14 @@ class OrderedCommitter:
                 done = self._pending.popleft()
                 if done.checkpoint is not None:
                     latest = done.checkpoint
-            if latest is not None:
-                await self._store.commit(self.source_id, latest)
-                self.committed = latest
-                self._metrics.last_commit.labels(self.source_id).set(self._clock.now())
-            self._update_idle()
+            try:
+                if latest is not None:
+                    # Shielded: a shutdown must not leave the new checkpoint half-recorded.
+                    await asyncio.shield(self._store.commit(self.source_id, latest))
+                    self.committed = latest
+                    self._metrics.last_commit.labels(self.source_id).set(self._clock.now())
+            finally:
+                self._update_idle()
 
     def _update_idle(self) -> None:
         self._metrics.pending_batches.labels(self.source_id).set(len(self._pending))

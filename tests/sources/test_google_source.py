@@ -99,7 +99,7 @@ async def test_an_event_90_minutes_late_is_forwarded_exactly_once(google, clock,
 
 
 async def test_seen_ids_stay_bounded_to_the_settle_window(google, clock) -> None:
-    simulator, make_source = await google({"start": T0 - 6 * HOUR, "rate_per_minute": 10.0})
+    _, make_source = await google({"start": T0 - 6 * HOUR, "rate_per_minute": 10.0})
     source = make_source()
     source.restore(None)
     for _ in range(12):

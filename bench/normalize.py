@@ -1,6 +1,6 @@
 """Normalization throughput on one core, next to the orjson loads+dumps ceiling.
 
-    .venv/bin/python bench/normalize.py [records]
+.venv/bin/python bench/normalize.py [records]
 """
 
 from __future__ import annotations

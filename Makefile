@@ -17,6 +17,7 @@ install-test: $(BIN)/python
 
 # Install, then run the daemon on the embedded demo (simulators -> file sink).
 demo: install
+	@echo "demo: events -> .forwarder-demo/events.ndjson, metrics -> http://127.0.0.1:9108/metrics (Ctrl-C to stop)"
 	$(BIN)/forwarder run --config config/demo.yaml
 
 # Install everything the tests need, lint, then run the whole suite.

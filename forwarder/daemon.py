@@ -223,6 +223,8 @@ class Daemon:
                 else None
             ),
         )
+        if self._simulators is not None:
+            self._log_demo_hints()
         await stop.wait()
         self.log.info("forwarder_stopping", grace_seconds=pipeline.shutdown_grace)
         polling.set()
@@ -242,6 +244,25 @@ class Daemon:
                 undelivered_batches=undelivered,
                 note="their cursors were not committed: they are read again on the next start",
             )
+
+    def _log_demo_hints(self) -> None:
+        endpoints = self._simulators.endpoints
+        self.log.info(
+            "demo_running",
+            events_files=[
+                str(config.path)
+                for config in self.config.sinks.values()
+                if isinstance(config, FileSinkConfig)
+            ],
+            metrics=(
+                f"http://{self.operator.host}:{self.operator.port}/metrics"
+                if self.operator
+                else None
+            ),
+            calendly_simulator=endpoints.calendly_url,
+            google_simulator=endpoints.google_url,
+            stop="Ctrl-C or SIGTERM drains, commits the cursors and exits 0",
+        )
 
     async def _drain(self, grace: float) -> bool:
         waits = [runner.committer.wait_idle() for runner in self.runners]

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import orjson
+from cli_harness import run_cli
 
 from forwarder.checkpoint.file import FileCheckpointStore
 from forwarder.daemon import StateDirectoryLock
-
-
-def _cli(
-    *args: str, stdin: bytes = b"", cwd: Path | None = None
-) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(
-        [sys.executable, "-m", "forwarder", *args],
-        input=stdin,
-        capture_output=True,
-        cwd=cwd,
-        timeout=60,
-    )
-
 
 GOOGLE_PAGE = {
     "kind": "admin#reports#activities",
@@ -54,7 +40,7 @@ GOOGLE_PAGE = {
 
 
 def test_normalize_a_google_page() -> None:
-    result = _cli("normalize", "--source", "google_calendar", stdin=orjson.dumps(GOOGLE_PAGE))
+    result = run_cli("normalize", "--source", "google_calendar", stdin=orjson.dumps(GOOGLE_PAGE))
     assert result.returncode == 0, result.stderr
     documents = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert [d["event"]["action"] for d in documents] == ["change_calendar_acls", "create_event"]
@@ -63,7 +49,7 @@ def test_normalize_a_google_page() -> None:
     )
     assert documents[0]["source"]["ip"] == "203.0.113.9"
     assert documents[0]["event"]["id"] != documents[1]["event"]["id"]
-    again = _cli("normalize", "--source", "google_calendar", stdin=orjson.dumps(GOOGLE_PAGE))
+    again = run_cli("normalize", "--source", "google_calendar", stdin=orjson.dumps(GOOGLE_PAGE))
     assert again.stdout.splitlines()[0].count(documents[0]["event"]["id"].encode()) == 1
 
 
@@ -79,7 +65,7 @@ def test_normalize_ndjson_reports_bad_lines_and_keeps_the_rest() -> None:
         "actor": {"type": "System", "display_name": "Calendly System"},
     }
     stdin = orjson.dumps(good) + b"\n{not json\n" + orjson.dumps({**good, "uri": None}) + b"\n"
-    result = _cli("normalize", "--source", "calendly", stdin=stdin)
+    result = run_cli("normalize", "--source", "calendly", stdin=stdin)
     assert result.returncode == 1
     documents = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert len(documents) == 1 and documents[0]["event"]["action"] == "API.Token_Created"
@@ -111,15 +97,16 @@ def test_cursors_show_and_reset(tmp_path: Path) -> None:
     FileCheckpointStore(tmp_path / "state").commit_sync(
         "cal", {"cursor": "2026-11-27T10:00:00.000001Z", "seen": {"a": 1.0, "b": 2.0}}
     )
-    shown = _cli("cursors", "show", "--config", str(config))
+    shown = run_cli("cursors", "show", "--config", str(config))
     assert shown.returncode == 0
     summary = orjson.loads(shown.stdout)
     assert summary["source"] == "cal" and summary["cursor"] == "2026-11-27T10:00:00.000001Z"
     assert summary["seen_ids"] == 2
-    reset = _cli("cursors", "reset", "--config", str(config), "--source", "cal")
+    reset = run_cli("cursors", "reset", "--config", str(config), "--source", "cal")
     assert reset.returncode == 0
     assert (
-        orjson.loads(_cli("cursors", "show", "--config", str(config)).stdout)["committed"] is False
+        orjson.loads(run_cli("cursors", "show", "--config", str(config)).stdout)["committed"]
+        is False
     )
 
 
@@ -129,7 +116,7 @@ def test_cursors_reset_refuses_while_a_daemon_holds_the_state(tmp_path: Path) ->
     lock = StateDirectoryLock(tmp_path / "state")
     lock.acquire()
     try:
-        result = _cli("cursors", "reset", "--config", str(config), "--source", "cal")
+        result = run_cli("cursors", "reset", "--config", str(config), "--source", "cal")
     finally:
         lock.release()
     assert result.returncode == 3
@@ -142,7 +129,7 @@ def test_run_with_a_corrupt_checkpoint_exits_3_and_keeps_the_file(tmp_path: Path
     checkpoint = tmp_path / "state" / "checkpoints" / "cal.json"
     checkpoint.parent.mkdir(parents=True)
     checkpoint.write_bytes(b'{"format": 1, "sou')
-    result = _cli("run", "--config", str(config))
+    result = run_cli("run", "--config", str(config))
     assert result.returncode == 3
     message = result.stderr.decode().strip().splitlines()[-1]
     assert str(checkpoint) in message and "cursors reset --source cal" in message

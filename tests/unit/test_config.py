@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from cli_harness import run_cli
 from pydantic import BaseModel
 
 from forwarder.config.loader import ConfigError, load_config, parse_config
@@ -126,16 +125,6 @@ def test_invalid_yaml_reports_the_line(tmp_path: Path) -> None:
     assert "not valid YAML at line 2" in _error("state_dir: x\nsources: {a: b: c}\n")
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "forwarder", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=60,
-    )
-
-
 @pytest.mark.parametrize(
     ("change", "key"),
     [
@@ -152,9 +141,9 @@ def test_check_config_exits_2_with_one_line_naming_the_key(
     text = _config_text(tmp_path).replace("    token_file:", "    page_size: 100\n    token_file:")
     path = tmp_path / "bad.yaml"
     path.write_text(text.replace(*change))
-    result = _cli("check-config", "--config", str(path), cwd=tmp_path)
+    result = run_cli("check-config", "--config", str(path), cwd=tmp_path)
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+    lines = result.stderr.decode().strip().splitlines()
     assert len(lines) == 1
     assert key in lines[0]
 
@@ -163,9 +152,9 @@ def test_unreadable_secret_file_exits_2_naming_the_key(tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text(_config_text(tmp_path).replace(str(tmp_path / "token"), "/nonexistent/token"))
     for command in ("check-config", "run"):
-        result = _cli(command, "--config", str(path), cwd=tmp_path)
+        result = run_cli(command, "--config", str(path), cwd=tmp_path)
         assert result.returncode == 2, result.stderr
-        lines = result.stderr.strip().splitlines()
+        lines = result.stderr.decode().strip().splitlines()
         assert len(lines) == 1
         assert "sources.cal.token_file" in lines[0]
         assert "/nonexistent/token" in lines[0]
@@ -174,10 +163,10 @@ def test_unreadable_secret_file_exits_2_naming_the_key(tmp_path: Path) -> None:
 def test_secret_value_never_printed(tmp_path: Path) -> None:
     path = tmp_path / "ok.yaml"
     path.write_text(_config_text(tmp_path))
-    result = _cli("check-config", "--config", str(path), cwd=tmp_path)
+    result = run_cli("check-config", "--config", str(path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "config OK" in result.stdout
-    assert "secret-token" not in result.stdout + result.stderr
+    assert b"config OK" in result.stdout
+    assert "secret-token" not in (result.stdout + result.stderr).decode()
 
 
 def _model_keys(model: type[BaseModel], prefix: str = "") -> set[str]:

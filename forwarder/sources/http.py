@@ -110,6 +110,9 @@ class ApiClient:
                 if number == self._max_attempts:
                     raise
                 delay = self._backoff.next_delay(error.retry_after)
+                if isinstance(error, MalformedResponseError):
+                    # Rare and worth a look (API change, proxy truncating bodies): not debug.
+                    self._log.warning("malformed_response", attempt=number, error=str(error))
                 self._log.debug(
                     "request_retry", attempt=number, delay=round(delay, 3), error=str(error)
                 )

@@ -24,6 +24,9 @@ class Event:
     action: str
     document: dict[str, Any]
     raw: Mapping[str, Any]
+    mapped: bool = True
+    """False when the event name / namespace is not in the catalog and was mapped
+    generically (forwarded all the same, and counted)."""
     _encoded: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     def encoded(self, fmt: str) -> bytes:

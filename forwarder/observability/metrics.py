@@ -35,6 +35,12 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.unknown_events = Counter(
+            "forwarder_source_unknown_events",
+            "Events not in the catalog (new name or namespace), forwarded with a generic mapping.",
+            ["source"],
+            registry=r,
+        )
         self.late_events = Counter(
             "forwarder_source_late_events",
             "Events first seen in a re-scan of the trailing window (reported late by the API).",

@@ -135,7 +135,7 @@ class CalendlySource:
         events: list[Event] = []
         dead: list[DeadLetter] = []
         seen = self.seen
-        duplicates = 0
+        duplicates = unknown = 0
         newest = self.cursor
         for entry in collection:
             try:
@@ -148,10 +148,13 @@ class CalendlySource:
                 continue
             seen[event.id] = event.timestamp
             events.append(event)
+            unknown += not event.mapped
             if event.timestamp > newest:
                 newest = event.timestamp
         if duplicates:
             self._metrics.duplicates_dropped.labels(self.id).inc(duplicates)
+        if unknown:
+            self._metrics.unknown_events.labels(self.id).inc(unknown)
         self.cursor = newest
         horizon = newest - self._config.overlap
         self.seen = {key: when for key, when in seen.items() if when >= horizon}

@@ -142,7 +142,7 @@ class GoogleCalendarSource:
         events: list[Event] = []
         dead: list[DeadLetter] = []
         seen = self.seen
-        duplicates = late = 0
+        duplicates = late = unknown = 0
         watermark = self.watermark
         # Pages come newest first; sinks get them oldest first (events of one activity
         # keep their index order).
@@ -161,11 +161,14 @@ class GoogleCalendarSource:
                 seen[event.id] = event.timestamp
                 if event.timestamp < watermark:
                     late += 1
+                unknown += not event.mapped
                 events.append(event)
         if duplicates:
             self._metrics.duplicates_dropped.labels(self.id).inc(duplicates)
         if late:
             self._metrics.late_events.labels(self.id).inc(late)
+        if unknown:
+            self._metrics.unknown_events.labels(self.id).inc(unknown)
         return events, dead
 
     async def _fetch(self, params: dict[str, str]) -> dict[str, Any]:

@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test install install-test lint
+.PHONY: demo test install install-test lint system-deps
+
+# Debian packages the tests start as real peers (stunnel4: TLS in front of the broker).
+SYSTEM_PACKAGES := stunnel4
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +23,16 @@ demo: install
 	@echo "demo: events -> .forwarder-demo/events.ndjson, metrics -> http://127.0.0.1:9108/metrics (Ctrl-C to stop)"
 	$(BIN)/forwarder run --config config/demo.yaml
 
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
 # Install everything the tests need, lint, then run the whole suite.
-test: install-test
+test: system-deps install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest

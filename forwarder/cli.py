@@ -108,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _check_config(args: argparse.Namespace) -> int:
     from forwarder.config.loader import ConfigError
-    from forwarder.daemon import build_source
+    from forwarder.daemon import build_sink, build_source
     from forwarder.observability.metrics import Metrics
 
     try:
@@ -122,6 +122,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
         for source_id, source_config in config.sources.items():
             build_source(source_id, source_config, metrics, SystemClock())
+        for sink_id, sink_config in config.sinks.items():
+            build_sink(sink_id, sink_config)
     except ConfigError as error:
         return _fail(EXIT_CONFIG, f"config error: {error}")
     print(

@@ -24,6 +24,7 @@ from forwarder.config.model import (
     Config,
     FileSinkConfig,
     GoogleCalendarSourceConfig,
+    KafkaSinkConfig,
     SinkConfig,
     SourceConfig,
     StdoutSinkConfig,
@@ -58,6 +59,10 @@ def build_sink(sink_id: str, config: SinkConfig) -> Sink:
         return FileSink(sink_id, config)
     if isinstance(config, StdoutSinkConfig):
         return StdoutSink(sink_id, config)
+    if isinstance(config, KafkaSinkConfig):
+        from forwarder.sinks.kafka import KafkaSink
+
+        return KafkaSink(sink_id, config)
     raise AssertionError(f"no sink for {config!r}")
 
 

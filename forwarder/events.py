@@ -27,6 +27,8 @@ class Event:
     mapped: bool = True
     """False when the event name / namespace is not in the catalog and was mapped
     generically (forwarded all the same, and counted)."""
+    source: str = ""
+    """Id of the configured source that read it (set by the source)."""
     _encoded: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     def encoded(self, fmt: str) -> bytes:

@@ -101,7 +101,78 @@ class StdoutSinkConfig(Strict):
     format: EventFormat = "ecs"
 
 
-SinkConfig = Annotated[FileSinkConfig | StdoutSinkConfig, Field(discriminator="type")]
+class TlsConfig(Strict):
+    """TLS towards a sink. The server certificate and host name are verified unless
+    ``verify`` is false; ``ca_file`` replaces the system CAs."""
+
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    key_password_file: Path | None = None
+    verify: bool = True
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("set both cert_file and key_file for a client certificate")
+        return self
+
+
+class SaslConfig(SecretSource):
+    """SASL authentication for Kafka (over TLS: use security_protocol SASL_SSL)."""
+
+    mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+    username: str = Field(min_length=1)
+    password: SecretStr | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_password(self) -> SaslConfig:
+        self._exactly_one(self.password, self.password_file, "password")
+        return self
+
+
+class KafkaSinkConfig(Strict):
+    """Produces each event to a Kafka topic, keyed by its deterministic id."""
+
+    type: Literal["kafka"]
+    bootstrap_servers: list[str] = Field(min_length=1)
+    # {provider} and {source} are replaced per event.
+    topic: str = Field(default="audit.{provider}", min_length=1)
+    format: EventFormat = "ecs"
+    acks: Literal["all", 1] = "all"
+    enable_idempotence: bool = True
+    compression: Literal["none", "gzip", "lz4", "zstd", "snappy"] = "gzip"
+    linger: Duration = 0.005
+    max_batch_bytes: int = Field(default=1_048_576, ge=1024)
+    max_request_bytes: int = Field(default=1_048_576, ge=1024)
+    request_timeout: Duration = 30.0
+    client_id: str = "forwarder"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    tls: TlsConfig | None = None
+    sasl: SaslConfig | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> KafkaSinkConfig:
+        if self.enable_idempotence and self.acks != "all":
+            raise ValueError("enable_idempotence needs acks: all")
+        if self.sasl is not None and not self.security_protocol.startswith("SASL_"):
+            raise ValueError("sasl needs security_protocol SASL_SSL (or SASL_PLAINTEXT)")
+        if self.security_protocol.startswith("SASL_") and self.sasl is None:
+            raise ValueError(f"security_protocol {self.security_protocol} needs a sasl section")
+        try:
+            self.topic.format(provider="p", source="s")
+        except (KeyError, IndexError, ValueError) as error:
+            raise ValueError(
+                f"topic template {self.topic!r} may only use {{provider}} and {{source}}"
+            ) from error
+        return self
+
+
+SinkConfig = Annotated[
+    FileSinkConfig | StdoutSinkConfig | KafkaSinkConfig, Field(discriminator="type")
+]
 
 
 class PipelineConfig(Strict):

@@ -65,29 +65,39 @@ class SinkWorker:
 
     async def _deliver(self, delivery: Delivery) -> None:
         events = delivery.events
+        pending = events
+        positions = range(len(events))  # position in `events` of each pending event
+        rejected: dict[int, str] = {}
         while True:
             try:
-                result = await self.sink.send(events)
+                result = await self.sink.send(pending)
             except Exception as error:  # a sink bug must not kill the pipeline: retry
                 result = SendResult.retry_later(f"{type(error).__name__}: {error}")
                 error_type = "exception"
             else:
                 error_type = "send_failed"
+            for index, reason in result.rejected.items():
+                rejected[positions[index]] = reason
             if result.retry is None:
                 break
+            settled = result.delivered | result.rejected.keys()
+            if settled:
+                # Only what is still undelivered is sent again: fewer duplicates downstream.
+                keep = [i for i in range(len(pending)) if i not in settled]
+                positions = [positions[i] for i in keep]
+                pending = [pending[i] for i in keep]
+                if not pending:
+                    break
             self._metrics.sink_errors.labels(self.sink.id, error_type).inc()
             if self.failing_since is None:
                 self.failing_since = self._clock.now()
-                self._log.warning("sink_failing", reason=result.retry, events=len(events))
+                self._log.warning("sink_failing", reason=result.retry, events=len(pending))
             await self._clock.sleep(self._backoff.next_delay(result.retry_after))
         if self.failing_since is not None:
-            self._log.info(
-                "sink_recovered",
-                failed_for_seconds=round(self._clock.now() - self.failing_since, 3),
-            )
+            failed_for = round(self._clock.now() - self.failing_since, 3)
+            self._log.info("sink_recovered", failed_for_seconds=failed_for)
             self.failing_since = None
         self._backoff.reset()
-        rejected = result.rejected
         if rejected:
             await self._dead_letters.write(
                 [
@@ -102,8 +112,7 @@ class SinkWorker:
                 ]
             )
         fmt = self.sink.format
-        sent = len(events) - len(rejected)
-        self._metrics.events_sent.labels(self.sink.id).inc(sent)
+        self._metrics.events_sent.labels(self.sink.id).inc(len(events) - len(rejected))
         self._metrics.bytes_sent.labels(self.sink.id).inc(
             sum(len(event.encoded(fmt)) for i, event in enumerate(events) if i not in rejected)
         )

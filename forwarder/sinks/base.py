@@ -13,15 +13,18 @@ from forwarder.events import Event
 class SendResult:
     """What a sink did with a batch.
 
-    - ``retry`` set: nothing in the batch counts as delivered; the pipeline sends the same
-      batch again after a backoff (at least ``retry_after`` seconds when given).
-    - otherwise every event is acknowledged except those in ``rejected`` (index -> reason),
-      which can never be delivered and go to the dead-letter path.
+    - ``retry`` set: the events not in ``delivered`` or ``rejected`` are sent again after
+      a backoff (at least ``retry_after`` seconds when given), for as long as it takes.
+    - otherwise every event is acknowledged except those in ``rejected``.
+
+    ``rejected`` maps indexes to a short reason code: those events can never be delivered
+    and go to the dead-letter path. Indexes refer to the list passed to ``send``.
     """
 
     retry: str | None = None
     retry_after: float | None = None
     rejected: dict[int, str] = field(default_factory=dict)
+    delivered: frozenset[int] = frozenset()
 
     @classmethod
     def acknowledged(cls) -> SendResult:
@@ -29,6 +32,7 @@ class SendResult:
 
     @classmethod
     def retry_later(cls, reason: str, retry_after: float | None = None) -> SendResult:
+        """Nothing was delivered; send the whole batch again later."""
         return cls(retry=reason, retry_after=retry_after)
 
 

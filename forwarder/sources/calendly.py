@@ -147,6 +147,7 @@ class CalendlySource:
                 duplicates += 1
                 continue
             seen[event.id] = event.timestamp
+            event.source = self.id
             events.append(event)
             unknown += not event.mapped
             if event.timestamp > newest:

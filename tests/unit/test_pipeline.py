@@ -178,3 +178,41 @@ async def test_rejected_events_and_bad_records_go_to_dead_letters(tmp_path: Path
         sample("forwarder_dead_letter_events_total", {"stage": "sink", "reason": "too_large"}) == 1
     )
     assert await harness.store.load("scripted") == {"batch": 1}
+
+
+class HalfThenAllSink(RecordingSink):
+    """Acknowledges the first half of the first batch, then fails the rest once."""
+
+    def __init__(self) -> None:
+        super().__init__("half")
+        self.calls: list[list[int]] = []
+
+    async def send(self, events: Sequence[Event]) -> SendResult:
+        numbers = [e.document["n"] for e in events]
+        self.calls.append(numbers)
+        if len(self.calls) == 1:
+            half = len(events) // 2
+            self.received.extend(numbers[:half])
+            return SendResult(
+                retry="broker timeout",
+                delivered=frozenset(range(half)),
+                rejected={half: "too_large"},
+            )
+        self.received.extend(numbers)
+        return SendResult()
+
+
+async def test_a_partial_failure_resends_only_what_is_undelivered(tmp_path: Path) -> None:
+    sink = HalfThenAllSink()
+    harness = Harness(tmp_path, ScriptedSource(batches=1, size=10), [sink], capacity=100)
+    await harness.runner.poll_once()
+    await asyncio.wait_for(harness.committer.wait_idle(), 5)
+    await harness.close()
+    assert sink.calls == [list(range(10)), [6, 7, 8, 9]]
+    assert sink.received == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+    letters = [orjson.loads(line) for line in harness.dead.path.read_bytes().splitlines()]
+    assert [(d["reason"], d["payload"]["n"]) for d in letters] == [("too_large", 5)]
+    sent = harness.metrics.registry.get_sample_value(
+        "forwarder_sink_events_sent_total", {"sink": "half"}
+    )
+    assert sent == 9

@@ -159,6 +159,7 @@ class GoogleCalendarSource:
                     duplicates += 1
                     continue
                 seen[event.id] = event.timestamp
+                event.source = self.id
                 if event.timestamp < watermark:
                     late += 1
                 unknown += not event.mapped

@@ -221,3 +221,40 @@ def test_demo_config_is_valid() -> None:
     config = load_config(ROOT / "config" / "demo.yaml")
     assert config.simulators is not None
     assert set(config.sources) == {"calendly", "google_calendar"}
+
+
+def _with_kafka(tmp_path: Path, kafka: str) -> str:
+    return (
+        _config_text(tmp_path) + f"  kafka: {{type: kafka, bootstrap_servers: [b:9092], {kafka}}}\n"
+    )
+
+
+def test_kafka_sasl_needs_a_sasl_protocol(tmp_path: Path) -> None:
+    text = _with_kafka(tmp_path, "sasl: {mechanism: PLAIN, username: u, password_file: /p}")
+    message = _error(text)
+    assert message.startswith("sinks.kafka: ") and "security_protocol SASL_SSL" in message
+
+
+def test_kafka_idempotence_needs_acks_all(tmp_path: Path) -> None:
+    assert "acks: all" in _error(_with_kafka(tmp_path, "acks: 1"))
+    config = parse_config(_with_kafka(tmp_path, "acks: 1, enable_idempotence: false"), {})
+    assert config.sinks["kafka"].acks == 1
+
+
+def test_kafka_topic_template_fields_are_checked(tmp_path: Path) -> None:
+    message = _error(_with_kafka(tmp_path, "topic: 'audit.{tenant}'"))
+    assert message.startswith("sinks.kafka: ") and "{provider}" in message
+
+
+def test_check_config_reads_kafka_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "kafka.yaml"
+    path.write_text(
+        _with_kafka(
+            tmp_path,
+            "security_protocol: SASL_SSL,"
+            " sasl: {mechanism: SCRAM-SHA-512, username: u, password_file: /missing/pw}",
+        )
+    )
+    result = run_cli("check-config", "--config", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "sinks.kafka.sasl.password_file" in result.stderr.decode()

@@ -123,7 +123,7 @@ def _check_config(args: argparse.Namespace) -> int:
         for source_id, source_config in config.sources.items():
             build_source(source_id, source_config, metrics, SystemClock())
         for sink_id, sink_config in config.sinks.items():
-            build_sink(sink_id, sink_config)
+            build_sink(sink_id, sink_config, metrics)
     except ConfigError as error:
         return _fail(EXIT_CONFIG, f"config error: {error}")
     print(

@@ -28,6 +28,7 @@ from forwarder.config.model import (
     SinkConfig,
     SourceConfig,
     StdoutSinkConfig,
+    SyslogSinkConfig,
 )
 from forwarder.deadletter.file import FileDeadLetterQueue
 from forwarder.observability.logging import get_logger
@@ -54,7 +55,8 @@ class StateError(Exception):
     """The state directory cannot be used (locked by another daemon, corrupt checkpoint)."""
 
 
-def build_sink(sink_id: str, config: SinkConfig) -> Sink:
+def build_sink(sink_id: str, config: SinkConfig, metrics: Metrics) -> Sink:
+    """Build a sink, reading its secrets now (a ConfigError names the key)."""
     if isinstance(config, FileSinkConfig):
         return FileSink(sink_id, config)
     if isinstance(config, StdoutSinkConfig):
@@ -63,6 +65,10 @@ def build_sink(sink_id: str, config: SinkConfig) -> Sink:
         from forwarder.sinks.kafka import KafkaSink
 
         return KafkaSink(sink_id, config)
+    if isinstance(config, SyslogSinkConfig):
+        from forwarder.sinks.syslog import SyslogSink
+
+        return SyslogSink(sink_id, config, metrics)
     raise AssertionError(f"no sink for {config!r}")
 
 
@@ -157,7 +163,7 @@ class Daemon:
                 cleanup.push_async_callback(self._simulators.stop)
 
             for sink_id, sink_config in config.sinks.items():
-                sink = build_sink(sink_id, sink_config)
+                sink = build_sink(sink_id, sink_config, self.metrics)
                 await sink.start()
                 cleanup.push_async_callback(sink.aclose)
                 self.sinks.append(sink)

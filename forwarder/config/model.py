@@ -170,8 +170,57 @@ class KafkaSinkConfig(Strict):
         return self
 
 
+SYSLOG_FACILITIES = (
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron",
+    "authpriv", "ftp", "ntp", "audit", "alert", "clock",
+    "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+)  # fmt: skip
+SYSLOG_SEVERITIES = (
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+)  # fmt: skip
+
+
+class SyslogSinkConfig(Strict):
+    """Sends each event as one syslog message (RFC 5424, or RFC 3164 as a legacy option)."""
+
+    type: Literal["syslog"]
+    host: str = Field(min_length=1)
+    # Default: 514 for udp and tcp, 6514 for tls (RFC 5425).
+    port: int | None = Field(default=None, ge=1, le=65535)
+    transport: Literal["udp", "tcp", "tls"] = "tcp"
+    # RFC 6587: octet counting (default) or LF-terminated frames, for tcp and tls.
+    framing: Literal["octet_counting", "lf"] = "octet_counting"
+    protocol: Literal["rfc5424", "rfc3164"] = "rfc5424"
+    payload: Literal["json", "cef", "leef"] = "json"
+    format: EventFormat = "ecs"
+    facility: Literal[SYSLOG_FACILITIES] = "local0"  # type: ignore[valid-type]
+    # A fixed severity, or `auto`: from the event (failures warning, the rest notice/info).
+    severity: Literal[("auto", *SYSLOG_SEVERITIES)] = "auto"  # type: ignore[valid-type]
+    hostname: str | None = None
+    app_name: str = "forwarder"
+    # MSGID: the event's action (`action`), a fixed string, or `-`.
+    msgid: str = "action"
+    timestamp_precision: Literal["microseconds", "milliseconds"] = "microseconds"
+    bom: bool = True
+    # SD-ID: printable ASCII but '=', ']' and '"' (RFC 5424 SD-NAME), at most 32 chars.
+    sd_id: str = Field(default="forwarder@32473", pattern=r"^[!#-<>-\\^-~]{1,32}$")
+    max_message_bytes: int = Field(default=65536, ge=480)
+    max_udp_bytes: int = Field(default=2048, ge=480, le=65507)
+    tls: TlsConfig | None = None
+    server_name: str | None = None
+    connect_timeout: Duration = 10.0
+    write_timeout: Duration = 30.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SyslogSinkConfig:
+        if self.tls is not None and self.transport != "tls":
+            raise ValueError("tls settings need transport: tls")
+        return self
+
+
 SinkConfig = Annotated[
-    FileSinkConfig | StdoutSinkConfig | KafkaSinkConfig, Field(discriminator="type")
+    FileSinkConfig | StdoutSinkConfig | KafkaSinkConfig | SyslogSinkConfig,
+    Field(discriminator="type"),
 ]
 
 

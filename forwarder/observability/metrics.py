@@ -116,6 +116,12 @@ class Metrics:
             ["sink", "error_type"],
             registry=r,
         )
+        self.truncated_events = Counter(
+            "forwarder_sink_truncated_events",
+            "Events cut to fit a transport's size limit (syslog over UDP).",
+            ["sink"],
+            registry=r,
+        )
         self.queue_events = Gauge(
             "forwarder_sink_queue_events",
             "Events waiting in a sink's queue.",

@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test install install-test lint system-deps
 
-# Debian packages the tests start as real peers (stunnel4: TLS in front of the broker).
-SYSTEM_PACKAGES := stunnel4
+# Debian packages the tests start as real peers: stunnel4 (TLS in front of the Kafka
+# broker), rsyslog with its TLS drivers (the syslog receiver).
+SYSTEM_PACKAGES := stunnel4 rsyslog rsyslog-gnutls rsyslog-openssl
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

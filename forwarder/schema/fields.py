@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
@@ -99,3 +100,27 @@ def user_from_email(email: str) -> dict[str, Any]:
     if not domain:
         return {"email": email, "name": name}
     return {"email": email, "name": name, "domain": domain}
+
+
+def target_user(identifier: str) -> dict[str, Any]:
+    """ECS ``user.target`` fields for the identifier of an affected user.
+
+    An address (``bob@y.com``) is split like :func:`user_from_email`; anything else (an ACL
+    scope such as a bare domain, a calendar id without ``@``) can only be a name.
+    """
+    if "@" in identifier:
+        return user_from_email(identifier)
+    return {"name": identifier}
+
+
+def is_ip(text: str) -> bool:
+    """Whether ``text`` is an IPv4 or IPv6 address.
+
+    ``source.ip`` is an ``ip`` field in ECS: a value that is not an address would make the
+    SIEM reject the whole document, so it is checked before it goes there.
+    """
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -7,7 +7,6 @@ raw record of each is the whole activity, which is what the API returned.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -20,15 +19,23 @@ from forwarder.schema.errors import (
     MISSING_FIELD,
     MalformedRecordError,
 )
+from forwarder.schema.ecs_mapping import (
+    FAILURE,
+    GOOGLE_EVENTS,
+    GOOGLE_UNKNOWN,
+    EcsCategorization,
+)
 from forwarder.schema.fields import (
     ECS_VERSION,
     DecodeProblem,
     encode_original,
+    is_ip,
     optional_object,
     optional_str,
     problem,
     require_object,
     require_str,
+    target_user,
     user_from_email,
 )
 from forwarder.schema.google_calendar_catalog import CALENDAR_EVENTS, CalendarEventSpec
@@ -36,6 +43,7 @@ from forwarder.schema.ids import google_event_key
 from forwarder.schema.messages import Template, compile_template, render
 from forwarder.schema.parameters import decode_parameters
 from forwarder.schema.times import decode_calendar_seconds, decode_requested_period, event_time
+from forwarder.schema.urls import url_fields
 
 PROVIDER = "google_calendar"
 DATASET = "google_workspace.calendar"
@@ -43,28 +51,38 @@ DATASET = "google_workspace.calendar"
 # Who the message names when the activity has no actor email, profile id or key.
 UNKNOWN_ACTOR = "Someone"
 # Parameters that name people: they go to related.user so a search for a user finds the
-# events done *to* them too (ACL grantees, invited guests, notified recipients).
-USER_PARAMETERS = ("grantee_email", "event_guest", "recipient_email")
+# events done *to* them too (ACL grantees, invited guests, notified recipients, subscribers).
+USER_PARAMETERS = ("grantee_email", "event_guest", "recipient_email", "subscriber_calendar_id")
+# Parameters with an ECS home of their own (they also stay in calendar.parameters).
+USER_AGENT_PARAMETER = "user_agent"
+URL_PARAMETER = "remote_ews_url"
+ERROR_CODE_PARAMETER = "interop_error_code"
 INVALID_IP = "invalid_ip"
 INVALID_TIME = "invalid_time"
+INVALID_URL = "invalid_url"
 
 
 @dataclass(frozen=True, slots=True)
 class GoogleEventMapping:
     """How one Calendar event name maps into the document.
 
-    The table below is built from the catalog at import; later mapping work (ECS
-    ``event.category``/``event.type``, per-event fields) extends this class, not the
-    normalizer's control flow.
+    Built at import from the catalog (type, message) and
+    :data:`forwarder.schema.ecs_mapping.GOOGLE_EVENTS` (ECS categorization, target).
     """
 
     name: str
     event_type: str
     template: Template
+    ecs: EcsCategorization
+    target: str | None
+    """The parameter naming the affected user (``user.target``), if any."""
 
 
 def _mapping(spec: CalendarEventSpec) -> GoogleEventMapping:
-    return GoogleEventMapping(spec.name, spec.type, compile_template(spec.message))
+    row = GOOGLE_EVENTS[spec.name]
+    return GoogleEventMapping(
+        spec.name, spec.type, compile_template(spec.message), row.ecs, row.target
+    )
 
 
 EVENT_MAPPINGS: Mapping[str, GoogleEventMapping] = MappingProxyType(
@@ -81,6 +99,10 @@ def activity_time(activity: Any) -> float:
 
 def normalize_activity(activity: Mapping[str, Any], *, ingested: str) -> list[Event]:
     """Every event of one Reports API ``Activity``, normalized, in ``events[]`` order.
+
+    ``ingested`` (RFC 3339) is when the forwarder read the record; it becomes both
+    ``event.created`` and ``event.ingested``. Events whose name is not in the catalog are
+    mapped generically and returned with ``mapped=False``.
 
     Raises :class:`MalformedRecordError` when the activity cannot be identified: not an
     object, ``id.time`` missing or not RFC 3339, ``id.uniqueQualifier`` missing, ``events``
@@ -104,8 +126,11 @@ def normalize_activity(activity: Mapping[str, Any], *, ingested: str) -> list[Ev
     results: list[Event] = []
     for (index, event), name in zip(events, names, strict=True):
         event_id = google_event_key(time_text, unique_qualifier, index)
-        document = _document(context, event_id, index, event, name, ingested)
-        results.append(Event(event_id, timestamp, PROVIDER, name, document, record))
+        mapping = EVENT_MAPPINGS.get(name)
+        document = _document(context, event_id, index, event, name, mapping, ingested)
+        results.append(
+            Event(event_id, timestamp, PROVIDER, name, document, record, mapping is not None)
+        )
     return results
 
 
@@ -122,10 +147,10 @@ class _Activity:
     profile_id: str | None
     caller_type: str | None
     actor_key: str | None
-    application_info: Mapping[str, Any] | None
+    application_info: dict[str, Any] | None
     ip: str | None
     owner_domain: str | None
-    network_info: Mapping[str, Any] | None
+    network_info: dict[str, Any] | None
     resource_details: list[Any] | None
     problems: list[DecodeProblem]
     message_values: dict[str, str | None]
@@ -150,7 +175,7 @@ def _activity_context(
     profile_id = optional_str(actor, "profileId", "actor.profileId", problems)
     actor_key = optional_str(actor, "key", "actor.key", problems)
     ip = optional_str(record, "ipAddress", "ipAddress", problems)
-    if ip is not None and not _is_ip(ip):
+    if ip is not None and not is_ip(ip):
         problems.append(problem("ipAddress", INVALID_IP))
         ip = None
     resource_details = record.get("resourceDetails")
@@ -158,6 +183,8 @@ def _activity_context(
         problems.append(problem("resourceDetails", INVALID_TYPE))
         resource_details = None
     actor_label = email or profile_id or actor_key or UNKNOWN_ACTOR
+    application_info = optional_object(actor, "applicationInfo", "actor.applicationInfo", problems)
+    network_info = optional_object(record, "networkInfo", "networkInfo", problems)
     return _Activity(
         time=time,
         at_timestamp=at_timestamp,
@@ -168,12 +195,12 @@ def _activity_context(
         profile_id=profile_id,
         caller_type=optional_str(actor, "callerType", "actor.callerType", problems),
         actor_key=actor_key,
-        application_info=optional_object(
-            actor, "applicationInfo", "actor.applicationInfo", problems
-        ),
+        application_info=_application_info(application_info, problems) or None
+        if application_info
+        else None,
         ip=ip,
         owner_domain=optional_str(record, "ownerDomain", "ownerDomain", problems),
-        network_info=optional_object(record, "networkInfo", "networkInfo", problems),
+        network_info=_network_info(network_info, problems) or None if network_info else None,
         resource_details=resource_details,
         problems=problems,
         message_values={"actor": actor_label, "IP_ADDRESS_IDENTIFIER": ip},

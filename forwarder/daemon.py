@@ -24,6 +24,7 @@ from forwarder.config.model import (
     Config,
     FileSinkConfig,
     GoogleCalendarSourceConfig,
+    HttpSinkConfig,
     KafkaSinkConfig,
     SinkConfig,
     SourceConfig,
@@ -69,6 +70,10 @@ def build_sink(sink_id: str, config: SinkConfig, metrics: Metrics) -> Sink:
         from forwarder.sinks.syslog import SyslogSink
 
         return SyslogSink(sink_id, config, metrics)
+    if isinstance(config, HttpSinkConfig):
+        from forwarder.sinks.http import HttpSink
+
+        return HttpSink(sink_id, config, metrics)
     raise AssertionError(f"no sink for {config!r}")
 
 

@@ -218,8 +218,78 @@ class SyslogSinkConfig(Strict):
         return self
 
 
+class HttpAuthConfig(Strict):
+    """Credentials for the HTTP sink: ``bearer`` and ``splunk`` use a token, ``basic`` a
+    username and password (each secret inline, from ``${VAR}``, or from a file)."""
+
+    strategy: Literal["bearer", "basic", "splunk"]
+    token: SecretStr | None = None
+    token_file: Path | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _credentials(self) -> HttpAuthConfig:
+        if self.strategy == "basic":
+            if not self.username:
+                raise ValueError("basic auth needs a username")
+            SecretSource._exactly_one(self.password, self.password_file, "password")
+        else:
+            SecretSource._exactly_one(self.token, self.token_file, "token")
+        return self
+
+
+class HttpBatchConfig(Strict):
+    """A request carries at most ``max_events`` events and ``max_bytes`` (before
+    compression); a partial batch is sent after waiting ``timeout`` for more."""
+
+    max_events: int = Field(default=500, ge=1)
+    max_bytes: int = Field(default=5_000_000, ge=1024)
+    timeout: Duration = 1.0
+
+
+class HttpConcurrencyConfig(Strict):
+    """Requests in flight: fixed at ``max``, or adaptive between 1 and ``max`` (grows while
+    the limit is reached and latency is steady, shrinks on 429/503 or a latency spike)."""
+
+    adaptive: bool = True
+    max: int = Field(default=16, ge=1, le=256)
+
+
+class HttpSinkConfig(Strict):
+    """POSTs batches of events to an HTTP endpoint."""
+
+    type: Literal["http"]
+    url: str = Field(pattern=r"^https?://")
+    encoding: Literal["ndjson", "json_array", "splunk_hec", "elasticsearch_bulk"] = "ndjson"
+    format: EventFormat = "ecs"
+    compression: Literal["none", "gzip"] = "gzip"
+    batch: HttpBatchConfig = HttpBatchConfig()
+    concurrency: HttpConcurrencyConfig = HttpConcurrencyConfig()
+    auth: HttpAuthConfig | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    tls: TlsConfig | None = None
+    request_timeout: Duration = 30.0
+    # Elasticsearch `_bulk`: target index ({provider} and {source} are replaced).
+    index: str = "audit-{provider}"
+    # Splunk HEC event metadata.
+    splunk_index: str | None = None
+    splunk_sourcetype: str = "_json"
+    splunk_source: str = "forwarder:{provider}"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HttpSinkConfig:
+        splunk_auth = self.auth is not None and self.auth.strategy == "splunk"
+        if splunk_auth and self.encoding != "splunk_hec":
+            raise ValueError("auth strategy splunk goes with encoding splunk_hec")
+        if self.tls is not None and not self.url.startswith("https://"):
+            raise ValueError("tls settings need an https:// url")
+        return self
+
+
 SinkConfig = Annotated[
-    FileSinkConfig | StdoutSinkConfig | KafkaSinkConfig | SyslogSinkConfig,
+    FileSinkConfig | StdoutSinkConfig | KafkaSinkConfig | SyslogSinkConfig | HttpSinkConfig,
     Field(discriminator="type"),
 ]
 

@@ -122,6 +122,31 @@ class Metrics:
             ["sink"],
             registry=r,
         )
+        self.concurrency_limit = Gauge(
+            "forwarder_sink_concurrency_limit",
+            "Requests a sink may have in flight (adaptive concurrency's current limit).",
+            ["sink"],
+            registry=r,
+        )
+        self.in_flight_requests = Gauge(
+            "forwarder_sink_in_flight_requests",
+            "Requests a sink has in flight.",
+            ["sink"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "forwarder_sink_request_duration_seconds",
+            "Duration of one request to a sink's receiver.",
+            ["sink"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.http_responses = Counter(
+            "forwarder_sink_http_responses",
+            "HTTP responses from a sink's receiver by status code.",
+            ["sink", "status"],
+            registry=r,
+        )
         self.queue_events = Gauge(
             "forwarder_sink_queue_events",
             "Events waiting in a sink's queue.",

@@ -38,6 +38,16 @@ class EventBoundedQueue(Generic[Item]):
             await self._changed.wait_for(lambda: bool(self._items))
             return self._items.popleft()
 
+    async def get_within(self, seconds: float) -> tuple[Item, int] | None:
+        """Like :meth:`get`, but ``None`` when nothing arrives within ``seconds``."""
+        async with self._changed:
+            try:
+                # Only the wait is timed: an item is taken, or not, while holding the lock.
+                await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._items)), seconds)
+            except TimeoutError:
+                return None
+            return self._items.popleft()
+
     async def release(self, size: int) -> None:
         async with self._changed:
             self.size -= size

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from forwarder.backoff import Backoff
@@ -54,20 +56,37 @@ class SinkWorker:
         metrics.queue_capacity.labels(sink.id).set(queue.capacity)
 
     async def run(self) -> None:
+        coalescing = getattr(self.sink, "coalescing", None)
+        loop = asyncio.get_running_loop()
         while True:
-            delivery, size = await self.queue.get()
+            group = [await self.queue.get()]
+            if coalescing is not None:
+                deadline = loop.time() + coalescing.max_wait
+                count = len(group[0][0].events)
+                while count < coalescing.max_events:
+                    item = await self.queue.get_within(deadline - loop.time())
+                    if item is None:
+                        break
+                    group.append(item)
+                    count += len(item[0].events)
             self._metrics.queue_events.labels(self.sink.id).set(self.queue.size)
             try:
-                await self._deliver(delivery)
+                await self._deliver([delivery for delivery, _ in group])
             finally:
-                await self.queue.release(size)
+                await self.queue.release(sum(size for _, size in group))
                 self._metrics.queue_events.labels(self.sink.id).set(self.queue.size)
 
-    async def _deliver(self, delivery: Delivery) -> None:
-        events = delivery.events
+    async def _deliver(self, deliveries: list[Delivery]) -> None:
+        if len(deliveries) == 1:
+            events = deliveries[0].events
+            owners: list[Delivery] | None = None
+        else:
+            events = [event for delivery in deliveries for event in delivery.events]
+            owners = [delivery for delivery in deliveries for _ in delivery.events]
         pending = events
-        positions = range(len(events))  # position in `events` of each pending event
+        positions: Sequence[int] = range(len(events))  # position in `events` of each pending
         rejected: dict[int, str] = {}
+        details: dict[int, str] = {}
         while True:
             try:
                 result = await self.sink.send(pending)
@@ -78,6 +97,8 @@ class SinkWorker:
                 error_type = "send_failed"
             for index, reason in result.rejected.items():
                 rejected[positions[index]] = reason
+                if index in result.details:
+                    details[positions[index]] = result.details[index]
             if result.retry is None:
                 break
             settled = result.delivered | result.rejected.keys()
@@ -104,9 +125,10 @@ class SinkWorker:
                     DeadLetter(
                         stage="sink",
                         reason=reason,
-                        source=delivery.source,
+                        source=(owners[index] if owners else deliveries[0]).source,
                         sink=self.sink.id,
                         payload=events[index].document,
+                        detail=details.get(index),
                     )
                     for index, reason in sorted(rejected.items())
                 ]
@@ -116,4 +138,5 @@ class SinkWorker:
         self._metrics.bytes_sent.labels(self.sink.id).inc(
             sum(len(event.encoded(fmt)) for i, event in enumerate(events) if i not in rejected)
         )
-        await delivery.committer.acknowledge(delivery.ticket)
+        for delivery in deliveries:
+            await delivery.committer.acknowledge(delivery.ticket)

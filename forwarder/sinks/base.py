@@ -25,6 +25,8 @@ class SendResult:
     retry_after: float | None = None
     rejected: dict[int, str] = field(default_factory=dict)
     delivered: frozenset[int] = frozenset()
+    details: dict[int, str] = field(default_factory=dict)
+    """Optional human detail per rejected index (e.g. the receiver's response body)."""
 
     @classmethod
     def acknowledged(cls) -> SendResult:
@@ -34,6 +36,15 @@ class SendResult:
     def retry_later(cls, reason: str, retry_after: float | None = None) -> SendResult:
         """Nothing was delivered; send the whole batch again later."""
         return cls(retry=reason, retry_after=retry_after)
+
+
+@dataclass(frozen=True, slots=True)
+class Coalescing:
+    """How a sink wants queued batches merged before ``send``: up to ``max_events``
+    events, waiting at most ``max_wait`` seconds for more once one batch is in hand."""
+
+    max_events: int
+    max_wait: float
 
 
 class Sink(Protocol):

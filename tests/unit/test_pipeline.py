@@ -20,7 +20,7 @@ from forwarder.pipeline.acks import OrderedCommitter
 from forwarder.pipeline.queue import EventBoundedQueue
 from forwarder.pipeline.sink_worker import Delivery, SinkWorker
 from forwarder.pipeline.source_runner import SourceRunner
-from forwarder.sinks.base import SendResult
+from forwarder.sinks.base import Coalescing, SendResult
 
 
 def _event(n: int) -> Event:
@@ -216,3 +216,31 @@ async def test_a_partial_failure_resends_only_what_is_undelivered(tmp_path: Path
         "forwarder_sink_events_sent_total", {"sink": "half"}
     )
     assert sent == 9
+
+
+class CoalescingSink(RecordingSink):
+    coalescing = Coalescing(max_events=100, max_wait=0.2)
+
+    def __init__(self) -> None:
+        super().__init__("coalescing")
+        self.sizes: list[int] = []
+
+    async def send(self, events: Sequence[Event]) -> SendResult:
+        self.sizes.append(len(events))
+        return await super().send(events)
+
+
+async def test_queued_batches_are_merged_up_to_the_sinks_limit(tmp_path: Path) -> None:
+    sink = CoalescingSink()
+    sink.gate.clear()  # let the queue fill before the first send
+    harness = Harness(tmp_path, ScriptedSource(batches=10, size=20), [sink], capacity=1000)
+    polling = asyncio.create_task(harness.runner.poll_once())
+    await asyncio.sleep(0.05)
+    sink.gate.set()
+    await polling
+    await asyncio.wait_for(harness.committer.wait_idle(), 5)
+    await harness.close()
+    assert sink.received == list(range(200))
+    assert sum(sink.sizes) == 200
+    assert max(sink.sizes) == 100 and len(sink.sizes) <= 4
+    assert await harness.store.load("scripted") == {"batch": 9}

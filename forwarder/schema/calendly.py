@@ -15,17 +15,26 @@ from typing import Any
 
 from forwarder.events import Event
 from forwarder.schema.calendly_catalog import CALENDLY_CATEGORIES
+from forwarder.schema.calendly_messages import (
+    ACTIVITY_TEMPLATES,
+    GENERIC_TEMPLATE,
+    TARGET_FALLBACK,
+)
+from forwarder.schema.ecs_mapping import CALENDLY_ACTIVITIES, EcsCategorization, calendly_unknown
 from forwarder.schema.fields import (
     ECS_VERSION,
     DecodeProblem,
     encode_original,
+    is_ip,
     optional_object,
     optional_str,
     require_object,
     require_str,
+    target_user,
     user_from_email,
 )
 from forwarder.schema.ids import calendly_event_key
+from forwarder.schema.messages import EMPTY_VALUES, Template, compile_template, render
 from forwarder.schema.times import event_time
 
 PROVIDER = "calendly"
@@ -35,6 +44,14 @@ SYSTEM_ACTOR_TYPE = "System"
 # Calendly's own name for its system actor, used when an entry's System actor has none.
 SYSTEM_ACTOR_NAME = "Calendly System"
 UNKNOWN_ACTOR = "Someone"
+
+# ``details`` keys that name the user an activity was done to (``user.target``), in order
+# of preference: an object with ``email`` / ``uri`` / ``name`` or a plain string. Calendly
+# does not document ``details``; unknown shapes simply yield no target.
+TARGET_KEYS = ("user", "member", "invitee", "assignee")
+# ``details`` keys that carry the client's address and user agent (login activities).
+IP_KEYS = ("ip_address", "ip")
+USER_AGENT_KEYS = ("user_agent",)
 
 
 def _words(identifier: str) -> str:
@@ -57,18 +74,30 @@ ACTIVITY_PHRASES: Mapping[tuple[str, str], str] = MappingProxyType(
         for action in category.actions
     }
 )
-"""``(namespace, action)`` -> message phrase (``Event Type - One On One Created``) for every
-activity of the catalog; other activities are phrased the same way on the fly."""
+"""``(namespace, action)`` -> short activity name (``Event Type - One On One Created``) for
+every activity of the catalog; other activities are phrased the same way on the fly."""
+
+_GENERIC: Template = compile_template(GENERIC_TEMPLATE)
+# ``(namespace, action)`` -> (compiled message template, ECS categorization), so that
+# mapping a known activity is one dict look-up.
+_ACTIVITIES: Mapping[tuple[str, str], tuple[Template, EcsCategorization]] = MappingProxyType(
+    {
+        key: (compile_template(template), CALENDLY_ACTIVITIES[key])
+        for key, template in ACTIVITY_TEMPLATES.items()
+    }
+)
 
 
 def normalize_entry(entry: Mapping[str, Any], *, ingested: str) -> Event:
     """One Activity Log entry, normalized.
 
-    Raises :class:`MalformedRecordError` when the entry is not an object, ``uri``,
-    ``namespace`` or ``action`` is missing or not a non-empty string, ``occurred_at`` is
-    missing or not RFC 3339, or the entry is not plain JSON. Unknown namespaces and
-    actions are mapped generically; mistyped optional fields are left out of the mapped
-    fields and listed in ``calendly.decode_problems``.
+    ``ingested`` (RFC 3339) is when the forwarder read the record; it becomes both
+    ``event.created`` and ``event.ingested``. Raises :class:`MalformedRecordError` when
+    the entry is not an object, ``uri``, ``namespace`` or ``action`` is missing or not a
+    non-empty string, ``occurred_at`` is missing or not RFC 3339, or the entry is not
+    plain JSON. Unknown namespaces and actions are mapped generically (the event has
+    ``mapped=False``); mistyped optional fields are left out of the mapped fields and
+    listed in ``calendly.decode_problems``.
     """
     record = require_object(entry, "entry")
     uri = require_str(record, "uri", "uri")
@@ -79,7 +108,6 @@ def normalize_entry(entry: Mapping[str, Any], *, ingested: str) -> Event:
 
     problems: list[DecodeProblem] = []
     qualified = f"{namespace}.{action}"
-    phrase = ACTIVITY_PHRASES.get((namespace, action)) or _activity_phrase(namespace, action)
     calendly: dict[str, Any] = {
         "uri": uri,
         "namespace": namespace,
@@ -106,31 +134,54 @@ def normalize_entry(entry: Mapping[str, Any], *, ingested: str) -> Event:
         # The entry's own organization is required by the API; the actor's is a fallback.
         organization = organization or actor_organization
 
+    target, target_label = _target(details) if details else (None, None)
+    known = _ACTIVITIES.get((namespace, action))
+    if known is not None:
+        template, ecs = known
+        values = {"actor": label, "target": target_label or TARGET_FALLBACK}
+    else:
+        template, ecs = _GENERIC, calendly_unknown(namespace)
+        phrase = ACTIVITY_PHRASES.get((namespace, action)) or _activity_phrase(namespace, action)
+        values = {"actor": label, "activity": phrase}
+
     document: dict[str, Any] = {
         "@timestamp": at_timestamp,
         "ecs": {"version": ECS_VERSION},
         "event": {
             "id": calendly_event_key(uri),
             "kind": "event",
+            # Fresh lists: the mapping table's tuples must never be reachable from a
+            # document that a consumer may edit.
+            "category": list(ecs.category),
+            "type": list(ecs.type),
+            "outcome": ecs.outcome,
             "action": qualified,
             "provider": PROVIDER,
             "dataset": DATASET,
+            # When the forwarder read the record: the Activity Log has no separate "created".
+            "created": ingested,
             "ingested": ingested,
             "original": original,
         },
-        "message": f"{label}: {phrase}",
+        "message": render(template, values, EMPTY_VALUES),
     }
+    if target is not None:
+        user["target"] = target
     if user:
         document["user"] = user
-        related = [value for value in (user.get("email"), user.get("id")) if value]
-        if related:
-            document["related"] = {"user": related}
+    ip = _client(details, document) if details else None
+    related = _related(user, target, ip)
+    if related:
+        document["related"] = related
     if organization is not None:
         document["organization"] = {"id": organization}
     if problems:
         calendly["decode_problems"] = problems
     document["calendly"] = calendly
-    return Event(document["event"]["id"], timestamp, PROVIDER, qualified, document, record)
+    event_id = document["event"]["id"]
+    return Event(
+        event_id, timestamp, PROVIDER, qualified, document, record, mapped=known is not None
+    )
 
 
 def _actor(
@@ -174,3 +225,72 @@ def _actor(
             user["group"] = group_fields
     label = display_name or alternative or actor_uri or UNKNOWN_ACTOR
     return label, user, org_uri
+
+
+def _target(details: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """ECS ``user.target`` fields and message label of the user ``details`` name, if any.
+
+    Best effort over an undocumented object: values of unexpected types are skipped
+    silently (they are not problems of the record, only shapes this mapping does not know).
+    """
+    for key in TARGET_KEYS:
+        value = details.get(key)
+        if type(value) is str and value:
+            if value.startswith(("https://", "http://")):
+                return {"id": value}, value
+            return target_user(value), value
+        if type(value) is dict:
+            target = _target_object(value)
+            if target:
+                label = target.get("full_name") or target.get("email") or target.get("id")
+                return target, label
+    return None, None
+
+
+def _target_object(value: Mapping[str, Any]) -> dict[str, Any]:
+    email = value.get("email")
+    target: dict[str, Any] = user_from_email(email) if type(email) is str and email else {}
+    name = value.get("name")
+    if type(name) is not str or not name:
+        name = value.get("display_name")
+    if type(name) is str and name:
+        target["full_name"] = name
+        target.setdefault("name", name)
+    uri = value.get("uri")
+    if type(uri) is str and uri:
+        target["id"] = uri
+    return target
+
+
+def _client(details: Mapping[str, Any], document: dict[str, Any]) -> str | None:
+    """``source.ip`` / ``user_agent.original`` from ``details`` that carry them (logins);
+    returns the IP address. A value that is not an address is left in ``details`` only."""
+    for key in USER_AGENT_KEYS:
+        user_agent = details.get(key)
+        if type(user_agent) is str and user_agent:
+            document["user_agent"] = {"original": user_agent}
+            break
+    for key in IP_KEYS:
+        ip = details.get(key)
+        if type(ip) is str and is_ip(ip):
+            document["source"] = {"ip": ip}
+            return ip
+    return None
+
+
+def _related(
+    user: Mapping[str, Any], target: Mapping[str, Any] | None, ip: str | None
+) -> dict[str, list[str]]:
+    users: list[str] = []
+    for fields in (user, target):
+        if fields:
+            for key in ("email", "id"):
+                value = fields.get(key)
+                if value and value not in users:
+                    users.append(value)
+    related: dict[str, list[str]] = {}
+    if users:
+        related["user"] = users
+    if ip is not None:
+        related["ip"] = [ip]
+    return related

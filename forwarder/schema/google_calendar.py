@@ -13,17 +13,17 @@ from types import MappingProxyType
 from typing import Any
 
 from forwarder.events import Event
-from forwarder.schema.errors import (
-    INVALID_TYPE,
-    INVALID_VALUE,
-    MISSING_FIELD,
-    MalformedRecordError,
-)
 from forwarder.schema.ecs_mapping import (
     FAILURE,
     GOOGLE_EVENTS,
     GOOGLE_UNKNOWN,
     EcsCategorization,
+)
+from forwarder.schema.errors import (
+    INVALID_TYPE,
+    INVALID_VALUE,
+    MISSING_FIELD,
+    MalformedRecordError,
 )
 from forwarder.schema.fields import (
     ECS_VERSION,
@@ -40,7 +40,7 @@ from forwarder.schema.fields import (
 )
 from forwarder.schema.google_calendar_catalog import CALENDAR_EVENTS, CalendarEventSpec
 from forwarder.schema.ids import google_event_key
-from forwarder.schema.messages import Template, compile_template, render
+from forwarder.schema.messages import EMPTY_VALUES, Template, compile_template, render
 from forwarder.schema.parameters import decode_parameters
 from forwarder.schema.times import decode_calendar_seconds, decode_requested_period, event_time
 from forwarder.schema.urls import url_fields
@@ -50,6 +50,8 @@ DATASET = "google_workspace.calendar"
 
 # Who the message names when the activity has no actor email, profile id or key.
 UNKNOWN_ACTOR = "Someone"
+GENERIC_TEMPLATE = "{actor} performed the Calendar action {event_name}"
+"""The message of an event name that is not in the catalog."""
 # Parameters that name people: they go to related.user so a search for a user finds the
 # events done *to* them too (ACL grantees, invited guests, notified recipients, subscribers).
 USER_PARAMETERS = ("grantee_email", "event_guest", "recipient_email", "subscriber_calendar_id")
@@ -90,6 +92,8 @@ EVENT_MAPPINGS: Mapping[str, GoogleEventMapping] = MappingProxyType(
 )
 """Every documented event name -> its mapping. Other names are mapped generically."""
 
+_GENERIC: Template = compile_template(GENERIC_TEMPLATE)
+
 
 def activity_time(activity: Any) -> float:
     """The activity's time (``id.time``) as Unix seconds; raises MalformedRecordError."""
@@ -129,7 +133,7 @@ def normalize_activity(activity: Mapping[str, Any], *, ingested: str) -> list[Ev
         mapping = EVENT_MAPPINGS.get(name)
         document = _document(context, event_id, index, event, name, mapping, ingested)
         results.append(
-            Event(event_id, timestamp, PROVIDER, name, document, record, mapping is not None)
+            Event(event_id, timestamp, PROVIDER, name, document, record, mapped=mapping is not None)
         )
     return results
 
@@ -170,37 +174,43 @@ def _activity_context(
 ) -> _Activity:
     """Read the activity-level fields once; mistyped optional ones become decode problems."""
     problems: list[DecodeProblem] = []
+    customer_id = optional_str(ident, "customerId", "id.customerId", problems)
+    application_name = optional_str(ident, "applicationName", "id.applicationName", problems)
     actor = optional_object(record, "actor", "actor", problems) or {}
     email = optional_str(actor, "email", "actor.email", problems)
     profile_id = optional_str(actor, "profileId", "actor.profileId", problems)
+    caller_type = optional_str(actor, "callerType", "actor.callerType", problems)
     actor_key = optional_str(actor, "key", "actor.key", problems)
+    application_info = optional_object(actor, "applicationInfo", "actor.applicationInfo", problems)
+    if application_info:
+        application_info = _application_info(application_info, problems)
     ip = optional_str(record, "ipAddress", "ipAddress", problems)
     if ip is not None and not is_ip(ip):
         problems.append(problem("ipAddress", INVALID_IP))
         ip = None
+    owner_domain = optional_str(record, "ownerDomain", "ownerDomain", problems)
+    network_info = optional_object(record, "networkInfo", "networkInfo", problems)
+    if network_info:
+        network_info = _network_info(network_info, problems)
     resource_details = record.get("resourceDetails")
     if resource_details is not None and type(resource_details) is not list:
         problems.append(problem("resourceDetails", INVALID_TYPE))
         resource_details = None
     actor_label = email or profile_id or actor_key or UNKNOWN_ACTOR
-    application_info = optional_object(actor, "applicationInfo", "actor.applicationInfo", problems)
-    network_info = optional_object(record, "networkInfo", "networkInfo", problems)
     return _Activity(
         time=time,
         at_timestamp=at_timestamp,
         unique_qualifier=unique_qualifier,
-        customer_id=optional_str(ident, "customerId", "id.customerId", problems),
-        application_name=optional_str(ident, "applicationName", "id.applicationName", problems),
+        customer_id=customer_id,
+        application_name=application_name,
         email=email,
         profile_id=profile_id,
-        caller_type=optional_str(actor, "callerType", "actor.callerType", problems),
+        caller_type=caller_type,
         actor_key=actor_key,
-        application_info=_application_info(application_info, problems) or None
-        if application_info
-        else None,
+        application_info=application_info or None,
         ip=ip,
-        owner_domain=optional_str(record, "ownerDomain", "ownerDomain", problems),
-        network_info=_network_info(network_info, problems) or None if network_info else None,
+        owner_domain=owner_domain,
+        network_info=network_info or None,
         resource_details=resource_details,
         problems=problems,
         message_values={"actor": actor_label, "IP_ADDRESS_IDENTIFIER": ip},
@@ -216,25 +226,30 @@ def _document(
     index: int,
     event: Mapping[str, Any],
     name: str,
+    mapping: GoogleEventMapping | None,
     ingested: str,
 ) -> dict[str, Any]:
     """The ECS document of the ``index``-th event; built fresh, sharing no dict with others."""
     problems = [dict(item) for item in activity.problems]
     parameters = decode_parameters(event.get("parameters"), problems, f"events[{index}].parameters")
-    mapping = EVENT_MAPPINGS.get(name)
     event_type = optional_str(event, "type", f"events[{index}].type", problems)
     if mapping is not None:
         message = render(mapping.template, activity.message_values, parameters)
         event_type = event_type or mapping.event_type
+        ecs = mapping.ecs
+        target_name = mapping.target
     else:
-        message = f"{activity.actor_label} performed the Calendar action {name}"
+        values = {"actor": activity.actor_label, "event_name": name}
+        message = render(_GENERIC, values, EMPTY_VALUES)
+        ecs = GOOGLE_UNKNOWN.ecs
+        target_name = None
 
     calendar: dict[str, Any] = {"event_name": name, "parameters": parameters}
     if event_type is not None:
         calendar["event_type"] = event_type
     _decode_times(parameters, calendar, problems, index)
     resource_ids = event.get("resourceIds")
-    if type(resource_ids) is list:
+    if type(resource_ids) is list and all(type(item) is str for item in resource_ids):
         calendar["resource_ids"] = resource_ids
     elif resource_ids is not None:
         problems.append(problem(f"events[{index}].resourceIds", INVALID_TYPE))
@@ -249,11 +264,9 @@ def _document(
     if activity.owner_domain is not None:
         google_workspace["owner_domain"] = activity.owner_domain
     if activity.network_info:
-        google_workspace["network_info"] = _network_info(activity.network_info)
+        google_workspace["network_info"] = dict(activity.network_info)
     if activity.resource_details is not None:
         google_workspace["resource_details"] = activity.resource_details
-    if problems:
-        google_workspace["decode_problems"] = problems
 
     document: dict[str, Any] = {
         "@timestamp": activity.at_timestamp,
@@ -261,24 +274,50 @@ def _document(
         "event": {
             "id": event_id,
             "kind": "event",
+            # Fresh lists: the mapping table's tuples must never be reachable from a
+            # document that a consumer may edit.
+            "category": list(ecs.category),
+            "type": list(ecs.type),
+            "outcome": ecs.outcome,
             "action": name,
             "provider": PROVIDER,
             "dataset": DATASET,
+            # When the forwarder read the record: the audit log has no separate "created".
+            "created": ingested,
             "ingested": ingested,
             "original": activity.original,
         },
         "message": message,
     }
     user = _user(activity.email, activity.profile_id)
+    target = parameters.get(target_name) if target_name is not None else None
+    if type(target) is str and target:
+        user["target"] = target_user(target)
     if user:
         document["user"] = user
     if activity.ip is not None:
         document["source"] = {"ip": activity.ip}
+    user_agent = parameters.get(USER_AGENT_PARAMETER)
+    if type(user_agent) is str and user_agent:
+        document["user_agent"] = {"original": user_agent}
+    url_text = parameters.get(URL_PARAMETER)
+    if type(url_text) is str and url_text:
+        url = url_fields(url_text)
+        if url is None:
+            problems.append(problem(f"events[{index}].parameters.{URL_PARAMETER}", INVALID_URL))
+            url = {"original": url_text}
+        document["url"] = url
     if activity.customer_id is not None:
         document["organization"] = {"id": activity.customer_id}
     related = _related(activity.email, activity.profile_id, activity.ip, parameters)
     if related:
         document["related"] = related
+    if ecs.outcome == FAILURE:
+        error_code = parameters.get(ERROR_CODE_PARAMETER)
+        if type(error_code) is str and error_code:
+            document["error"] = {"code": error_code}
+    if problems:
+        google_workspace["decode_problems"] = problems
     document["google_workspace"] = google_workspace
     return document
 
@@ -294,7 +333,7 @@ def _google_actor(activity: _Activity) -> dict[str, Any]:
     if activity.actor_key is not None:
         actor["key"] = activity.actor_key
     if activity.application_info:
-        actor["application_info"] = _application_info(activity.application_info)
+        actor["application_info"] = dict(activity.application_info)
     return actor
 
 
@@ -339,16 +378,6 @@ def _require_events(record: Mapping[str, Any]) -> list[tuple[int, Mapping[str, A
     return list(enumerate(events))
 
 
-def _is_ip(text: str) -> bool:
-    # source.ip is an `ip` field in ECS: a value that is not an address would make the
-    # SIEM reject the whole document, so it is checked here, once per activity.
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
 # Parameter name -> where its decoded RFC 3339 time goes under google_workspace.calendar
 # (group object or None, field), and how it is encoded (see forwarder.schema.times).
 _TIME_PARAMETERS = (
@@ -379,22 +408,39 @@ def _decode_times(
             calendar.setdefault(group, {})[field] = text
 
 
-def _application_info(info: Mapping[str, Any]) -> dict[str, Any]:
-    mapped = {
-        "application_name": info.get("applicationName"),
-        "impersonation": info.get("impersonation"),
-        "oauth_client_id": info.get("oauthClientId"),
-    }
-    return {key: value for key, value in mapped.items() if value is not None}
+def _application_info(info: Mapping[str, Any], problems: list[DecodeProblem]) -> dict[str, Any]:
+    """``actor.applicationInfo`` with its documented types; others noted and dropped."""
+    path = "actor.applicationInfo"
+    mapped: dict[str, Any] = {}
+    name = optional_str(info, "applicationName", f"{path}.applicationName", problems)
+    if name is not None:
+        mapped["application_name"] = name
+    impersonation = info.get("impersonation")
+    if type(impersonation) is bool:
+        mapped["impersonation"] = impersonation
+    elif impersonation is not None:
+        problems.append(problem(f"{path}.impersonation", INVALID_TYPE))
+    client_id = optional_str(info, "oauthClientId", f"{path}.oauthClientId", problems)
+    if client_id is not None:
+        mapped["oauth_client_id"] = client_id
+    return mapped
 
 
-def _network_info(info: Mapping[str, Any]) -> dict[str, Any]:
-    mapped = {
-        "ip_asn": info.get("ipAsn"),
-        "region_code": info.get("regionCode"),
-        "subdivision_code": info.get("subdivisionCode"),
-    }
-    return {key: value for key, value in mapped.items() if value is not None}
+def _network_info(info: Mapping[str, Any], problems: list[DecodeProblem]) -> dict[str, Any]:
+    """``networkInfo`` with its documented types; others noted and dropped."""
+    mapped: dict[str, Any] = {}
+    ip_asn = info.get("ipAsn")
+    if type(ip_asn) is list and all(type(item) is int for item in ip_asn):
+        mapped["ip_asn"] = ip_asn
+    elif ip_asn is not None:
+        problems.append(problem("networkInfo.ipAsn", INVALID_TYPE))
+    region = optional_str(info, "regionCode", "networkInfo.regionCode", problems)
+    if region is not None:
+        mapped["region_code"] = region
+    subdivision = optional_str(info, "subdivisionCode", "networkInfo.subdivisionCode", problems)
+    if subdivision is not None:
+        mapped["subdivision_code"] = subdivision
+    return mapped
 
 
 def _user(email: str | None, profile_id: str | None) -> dict[str, Any]:
@@ -407,7 +453,9 @@ def _user(email: str | None, profile_id: str | None) -> dict[str, Any]:
 def _related(
     email: str | None, profile_id: str | None, ip: str | None, parameters: Mapping[str, Any]
 ) -> dict[str, list[str]]:
-    users = [value for value in (email, profile_id) if value]
+    users = [email] if email else []
+    if profile_id and profile_id != email:
+        users.append(profile_id)
     for name in USER_PARAMETERS:
         value = parameters.get(name)
         if value and type(value) is str and value not in users:

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from string import Formatter
+from types import MappingProxyType
 from typing import Any
 
 import orjson
 
 UNKNOWN = "(unknown)"
+
+EMPTY_VALUES: Mapping[str, Any] = MappingProxyType({})
+"""A ``fallback`` for :func:`render` when every value is in the first mapping."""
 
 Template = tuple[tuple[str, str | None], ...]
 """``(literal text, placeholder name or None)`` pairs, in order."""

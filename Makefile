@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 .PHONY: demo test install install-test lint system-deps
 
 # Debian packages the tests start as real peers: stunnel4 (TLS in front of the Kafka
-# broker), rsyslog with its TLS drivers (the syslog receiver), ClickHouse (an HTTP receiver).
-SYSTEM_PACKAGES := stunnel4 rsyslog rsyslog-gnutls rsyslog-openssl clickhouse-server clickhouse-client
+# broker), rsyslog with its TLS drivers (the syslog receiver), ClickHouse (an HTTP receiver),
+# Prometheus (promtool and a real scraper).
+SYSTEM_PACKAGES := stunnel4 rsyslog rsyslog-gnutls rsyslog-openssl clickhouse-server clickhouse-client prometheus
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -48,9 +48,6 @@ from forwarder.sources.google.auth import ServiceAccountKey, ServiceAccountToken
 from forwarder.sources.google.calendar import GoogleCalendarSource
 from forwarder.sources.http import ApiClient
 
-# A source or sink failing for longer than this makes /readyz answer 503.
-STUCK_AFTER_SECONDS = 300.0
-
 
 class StateError(Exception):
     """The state directory cannot be used (locked by another daemon, corrupt checkpoint)."""
@@ -289,19 +286,40 @@ class Daemon:
         return True
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready when started, no source or sink has been failing for longer than
+        ``metrics.unready_after``, every source completed a poll within that time (plus
+        its interval), and no source's credentials are refused."""
         now = self.clock.now()
+        limit = self.config.metrics.unready_after
         problems: list[str] = []
+        sources: dict[str, Any] = {}
         for runner in self.runners:
-            if (
-                runner.failing_since is not None
-                and now - runner.failing_since > STUCK_AFTER_SECONDS
+            source_id = runner.source.id
+            failing_for = None if runner.failing_since is None else now - runner.failing_since
+            sources[source_id] = {
+                "state": "ok" if failing_for is None else "failing",
+                "last_success": runner.last_success,
+                "error": runner.last_error,
+            }
+            if runner.last_error_type == "credentials":
+                problems.append(f"source {source_id}: credentials refused: {runner.last_error}")
+            elif failing_for is not None and failing_for > limit:
+                problems.append(f"source {source_id} failing for {failing_for:.0f}s")
+            elif runner.last_progress is not None and (
+                now - runner.last_progress > limit + runner.source.poll_interval
             ):
-                problems.append(f"source {runner.source.id} failing: {runner.last_error}")
+                problems.append(f"source {source_id}: no progress for {limit:.0f}s")
+        sinks: dict[str, Any] = {}
         for worker in self.workers:
-            if (
-                worker.failing_since is not None
-                and now - worker.failing_since > STUCK_AFTER_SECONDS
-            ):
-                problems.append(f"sink {worker.sink.id} failing")
-        ready = self.started.is_set() and not problems
-        return ready, {"problems": problems}
+            sink_id = worker.sink.id
+            failing_for = None if worker.failing_since is None else now - worker.failing_since
+            sinks[sink_id] = {
+                "state": "ok" if failing_for is None else "failing",
+                "queued_events": worker.queue.size,
+                "error": worker.last_error,
+            }
+            if failing_for is not None and failing_for > limit:
+                problems.append(f"sink {sink_id} failing for {failing_for:.0f}s")
+        if not self.started.is_set():
+            problems.append("starting")
+        return not problems, {"problems": problems, "sources": sources, "sinks": sinks}

@@ -74,3 +74,5 @@ class Batch:
     events: list[Event]
     checkpoint: dict[str, Any] | None = None
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    cursor_time: float | None = None
+    """Event time the checkpoint stands for (everything before it is read), for metrics."""

@@ -313,6 +313,9 @@ class LogConfig(Strict):
 class MetricsConfig(Strict):
     enabled: bool = True
     listen: str = Field(default="127.0.0.1:9108", pattern=r"^\[?[^\s\]]*\]?:\d{1,5}$")
+    # /readyz turns false when a source or sink has been failing (or a source has not
+    # completed a poll) for this long; credential errors turn it false at once.
+    unready_after: Duration = 300.0
 
 
 class SimulatorsConfig(Strict):

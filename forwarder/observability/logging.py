@@ -13,6 +13,9 @@ import structlog
 
 _SECRET_KEYS = re.compile(r"token|secret|password|passwd|authorization|private_key|assertion", re.I)
 _BEARER = re.compile(r"(Bearer|Basic|Splunk)\s+[A-Za-z0-9._~+/=-]+", re.I)
+_QUERY_SECRET = re.compile(
+    r"([?&;\s](?:access_token|token|key|password|secret|assertion|sig)=)[^&\s\"']+", re.I
+)
 REDACTED = "[REDACTED]"
 
 
@@ -24,8 +27,9 @@ def redact_secrets(
     for key, value in list(event.items()):
         if _SECRET_KEYS.search(key) and value is not None:
             event[key] = REDACTED
-        elif isinstance(value, str) and _BEARER.search(value):
-            event[key] = _BEARER.sub(lambda match: f"{match.group(1)} {REDACTED}", value)
+        elif isinstance(value, str) and ("=" in value or " " in value):
+            value = _BEARER.sub(lambda match: f"{match.group(1)} {REDACTED}", value)
+            event[key] = _QUERY_SECRET.sub(lambda match: match.group(1) + REDACTED, value)
     return event
 
 

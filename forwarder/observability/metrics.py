@@ -6,12 +6,38 @@ counters, labels bounded to source ids, sink ids, stages and short reason codes.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from forwarder import __version__
 
 # Requests to the SaaS APIs can take up to a minute when rate-limited.
 DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+# From event time to delivery: seconds when live, hours when Google reports late.
+DELIVERY_LAG_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 86400)
+
+
+class _CursorLag(Collector):
+    """``forwarder_checkpoint_cursor_lag_seconds``: now minus each committed cursor,
+    computed when scraped (a gauge set at commit time would freeze while stuck)."""
+
+    def __init__(self, cursor_times: dict[str, float]) -> None:
+        self._cursor_times = cursor_times
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "forwarder_checkpoint_cursor_lag_seconds",
+            "How far the committed cursor is behind now (event time).",
+            labels=["source"],
+        )
+        now = time.time()
+        for source, cursor_time in sorted(self._cursor_times.items()):
+            family.add_metric([source], max(0.0, now - cursor_time))
+        yield family
 
 
 class Metrics:
@@ -91,6 +117,14 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.cursor_timestamp = Gauge(
+            "forwarder_checkpoint_cursor_timestamp_seconds",
+            "Event time of the committed cursor: everything before it is delivered.",
+            ["source"],
+            registry=r,
+        )
+        self._cursor_times: dict[str, float] = {}
+        r.register(_CursorLag(self._cursor_times))
         self.pending_batches = Gauge(
             "forwarder_checkpoint_pending_batches",
             "Batches read but not yet acknowledged by every sink.",
@@ -108,6 +142,13 @@ class Metrics:
             "forwarder_sink_sent_bytes",
             "Encoded bytes acknowledged by a sink.",
             ["sink"],
+            registry=r,
+        )
+        self.delivery_lag = Histogram(
+            "forwarder_sink_delivery_lag_seconds",
+            "From an event's time to its acknowledgement by a sink.",
+            ["sink"],
+            buckets=DELIVERY_LAG_BUCKETS,
             registry=r,
         )
         self.sink_errors = Counter(
@@ -166,3 +207,7 @@ class Metrics:
             ["stage", "reason"],
             registry=r,
         )
+
+    def set_cursor_time(self, source: str, cursor_time: float) -> None:
+        self._cursor_times[source] = cursor_time
+        self.cursor_timestamp.labels(source).set(cursor_time)

@@ -21,6 +21,7 @@ class Ticket:
     sequence: int
     remaining: int
     checkpoint: dict[str, Any] | None
+    cursor_time: float | None = None
     abandoned: bool = field(default=False)
 
 
@@ -47,10 +48,15 @@ class OrderedCommitter:
         self._idle.set()
         self.committed: dict[str, Any] | None = None
 
-    def issue(self, checkpoint: dict[str, Any] | None, acknowledgements: int) -> Ticket:
+    def issue(
+        self,
+        checkpoint: dict[str, Any] | None,
+        acknowledgements: int,
+        cursor_time: float | None = None,
+    ) -> Ticket:
         """Register a batch that ``acknowledgements`` sinks must confirm."""
         self._sequence += 1
-        ticket = Ticket(self._sequence, acknowledgements, checkpoint)
+        ticket = Ticket(self._sequence, acknowledgements, checkpoint, cursor_time)
         self._pending.append(ticket)
         self._idle.clear()
         self._metrics.pending_batches.labels(self.source_id).set(len(self._pending))
@@ -75,16 +81,20 @@ class OrderedCommitter:
     async def _advance(self) -> None:
         async with self._lock:
             latest: dict[str, Any] | None = None
+            cursor_time: float | None = None
             while self._pending and self._pending[0].remaining <= 0:
                 done = self._pending.popleft()
                 if done.checkpoint is not None:
                     latest = done.checkpoint
+                    cursor_time = done.cursor_time
             try:
                 if latest is not None:
                     # Shielded: a shutdown must not leave the new checkpoint half-recorded.
                     await asyncio.shield(self._store.commit(self.source_id, latest))
                     self.committed = latest
                     self._metrics.last_commit.labels(self.source_id).set(self._clock.now())
+                    if cursor_time is not None:
+                        self._metrics.set_cursor_time(self.source_id, cursor_time)
             finally:
                 self._update_idle()
 

@@ -53,6 +53,7 @@ class SinkWorker:
         self._backoff = backoff
         self._log = get_logger("forwarder.sink", sink=sink.id)
         self.failing_since: float | None = None
+        self.last_error: str | None = None
         metrics.queue_capacity.labels(sink.id).set(queue.capacity)
 
     async def run(self) -> None:
@@ -110,6 +111,7 @@ class SinkWorker:
                 if not pending:
                     break
             self._metrics.sink_errors.labels(self.sink.id, error_type).inc()
+            self.last_error = result.retry
             if self.failing_since is None:
                 self.failing_since = self._clock.now()
                 self._log.warning("sink_failing", reason=result.retry, events=len(pending))
@@ -118,6 +120,7 @@ class SinkWorker:
             failed_for = round(self._clock.now() - self.failing_since, 3)
             self._log.info("sink_recovered", failed_for_seconds=failed_for)
             self.failing_since = None
+            self.last_error = None
         self._backoff.reset()
         if rejected:
             await self._dead_letters.write(
@@ -134,6 +137,10 @@ class SinkWorker:
                 ]
             )
         fmt = self.sink.format
+        now = self._clock.now()
+        observe = self._metrics.delivery_lag.labels(self.sink.id).observe
+        for event in events:
+            observe(now - event.timestamp)
         self._metrics.events_sent.labels(self.sink.id).inc(len(events) - len(rejected))
         self._metrics.bytes_sent.labels(self.sink.id).inc(
             sum(len(event.encoded(fmt)) for i, event in enumerate(events) if i not in rejected)

@@ -50,7 +50,10 @@ class SourceRunner:
         self._log = get_logger("forwarder.source", source=source.id)
         self.failing_since: float | None = None
         self.last_error: str | None = None
+        self.last_error_type: str | None = None
         self.last_success: float | None = None
+        # A batch dispatched or a poll completed: a long catch-up poll still progresses.
+        self.last_progress: float | None = None
         self.polls = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -81,6 +84,7 @@ class SourceRunner:
         except SourceError as error:
             self._metrics.failed_polls.labels(source_id, error.error_type).inc()
             self.last_error = f"{error.error_type}: {error}"
+            self.last_error_type = error.error_type
             if self.failing_since is None:
                 self.failing_since = started
                 self._log.warning("source_failing", error_type=error.error_type, error=str(error))
@@ -92,7 +96,7 @@ class SourceRunner:
             return self._backoff.next_delay(retry_after)
         finished = self._clock.now()
         self.polls += 1
-        self.last_success = finished
+        self.last_success = self.last_progress = finished
         self._metrics.poll_duration.labels(source_id).observe(max(0.0, finished - started))
         self._metrics.last_poll.labels(source_id).set(finished)
         if self.failing_since is not None:
@@ -101,20 +105,22 @@ class SourceRunner:
             )
             self.failing_since = None
             self.last_error = None
+            self.last_error_type = None
         self._backoff.reset()
         return self.source.poll_interval
 
     async def dispatch(self, batch: Batch) -> None:
+        self.last_progress = self._clock.now()
         if batch.dead_letters:
             await self._dead_letters.write(batch.dead_letters)
         events = batch.events
         if events:
             self._metrics.events_received.labels(self.source.id).inc(len(events))
         if not events:
-            ticket = self.committer.issue(batch.checkpoint, 1)
+            ticket = self.committer.issue(batch.checkpoint, 1, batch.cursor_time)
             await self.committer.acknowledge(ticket)
             return
-        ticket = self.committer.issue(batch.checkpoint, len(self._queues))
+        ticket = self.committer.issue(batch.checkpoint, len(self._queues), batch.cursor_time)
         delivery = Delivery(self.source.id, events, ticket, self.committer)
         try:
             for queue in self._queues:

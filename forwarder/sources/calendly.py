@@ -159,7 +159,7 @@ class CalendlySource:
         self.cursor = newest
         horizon = newest - self._config.overlap
         self.seen = {key: when for key, when in seen.items() if when >= horizon}
-        return Batch(self.id, events, self.checkpoint(), dead)
+        return Batch(self.id, events, self.checkpoint(), dead, cursor_time=self.cursor)
 
     def _note_rate_limit(self, response: ApiResponse) -> None:
         remaining = _header_float(response, "X-RateLimit-Remaining")

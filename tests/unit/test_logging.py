@@ -86,3 +86,20 @@ async def test_a_failure_streak_is_logged_once_and_its_end_once(tmp_path: Path) 
         "forwarder_source_failed_polls_total", {"source": "flaky", "error_type": "transient"}
     )
     assert failed == 5
+
+
+def test_credentials_inside_messages_and_urls_are_redacted() -> None:
+    from forwarder.observability.logging import redact_secrets
+
+    event = {
+        "event": "request_failed",
+        "error": "GET https://x/y?access_token=ya29.abc&maxResults=10 failed",
+        "detail": "sent Authorization: Basic dXNlcjpwYXNz and got 401",
+        "password_file": "/run/secrets/p",
+        "count": 3,
+    }
+    redacted = redact_secrets(None, "info", dict(event))
+    assert redacted["error"] == "GET https://x/y?access_token=[REDACTED]&maxResults=10 failed"
+    assert redacted["detail"] == "sent Authorization: Basic [REDACTED] and got 401"
+    assert redacted["password_file"] == "[REDACTED]"
+    assert redacted["count"] == 3

@@ -98,6 +98,8 @@ class GoogleCalendarSource:
 
     @property
     def window_start(self) -> float:
+        """Where the next window starts; also the event time before which everything
+        is delivered (the cursor's position, for metrics)."""
         return min(self.watermark, self.final_before)
 
     async def poll(self) -> AsyncIterator[Batch]:
@@ -133,9 +135,9 @@ class GoogleCalendarSource:
                 )
                 keep_from = self.window_start
                 self.seen = {key: when for key, when in self.seen.items() if when >= keep_from}
-                yield Batch(self.id, events, self.checkpoint(), dead)
+                yield Batch(self.id, events, self.checkpoint(), dead, self.window_start)
                 return
-            yield Batch(self.id, events, self.checkpoint(), dead)
+            yield Batch(self.id, events, self.checkpoint(), dead, self.window_start)
 
     def _accept(self, items: list[Any]) -> tuple[list[Event], list[DeadLetter]]:
         ingested = format_rfc3339(self._clock.now())

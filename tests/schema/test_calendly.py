@@ -25,13 +25,17 @@ def test_user_actor_golden() -> None:
     assert doc["event"] == {
         "id": calendly_event_key(entry["uri"]),
         "kind": "event",
+        "category": ["iam", "configuration"],
+        "type": ["creation"],
+        "outcome": "success",
         "action": "API.Token_Created",
         "provider": "calendly",
         "dataset": "calendly.activity_log",
+        "created": INGESTED,
         "ingested": INGESTED,
         "original": orjson.dumps(entry).decode(),
     }
-    assert doc["message"] == "Alice Martin: API - Token Created"
+    assert doc["message"] == "Alice Martin created an API token"
     assert doc["user"] == {
         "id": "https://api.calendly.com/users/U1",
         "email": "alice@x.com",
@@ -59,13 +63,14 @@ def test_user_actor_golden() -> None:
         "API.Token_Created",
     )
     assert event.raw is entry
+    assert event.mapped is True
     assert orjson.loads(event.encoded("ecs")) == doc
 
 
 def test_system_actor_has_no_user() -> None:
     entry = calendly_entry("Compliance", "Data_Deletion_Completed", actor=dict(SYSTEM_ACTOR))
     doc = normalize_entry(entry, ingested=INGESTED).document
-    assert doc["message"] == "Calendly System: Compliance - Data Deletion Completed"
+    assert doc["message"] == "Calendly System completed a data deletion"
     assert "user" not in doc
     assert "related" not in doc
     assert doc["calendly"]["actor"] == SYSTEM_ACTOR
@@ -77,16 +82,38 @@ def test_unknown_namespace_and_action_are_mapped_generically() -> None:
     event = normalize_entry(entry, ingested=INGESTED)
     doc = event.document
     assert event.action == "Quantum_Scheduling.Portal_Opened"
-    assert doc["message"] == "Alice Martin: Quantum Scheduling - Portal Opened"
+    assert event.mapped is False
+    assert doc["message"] == (
+        "Alice Martin performed the Calendly activity Quantum Scheduling - Portal Opened"
+    )
+    assert (doc["event"]["category"], doc["event"]["type"], doc["event"]["outcome"]) == (
+        ["configuration"],
+        ["info"],
+        "unknown",
+    )
     assert doc["calendly"]["category"] == "Quantum Scheduling"
     assert doc["calendly"]["details"] == {"portal": 7}
+
+
+def test_unknown_action_of_a_known_namespace_keeps_its_category() -> None:
+    event = normalize_entry(calendly_entry("Login", "Passkey_Registered"), ingested=INGESTED)
+    doc = event.document
+    assert event.mapped is False
+    assert (
+        doc["message"] == "Alice Martin performed the Calendly activity Login - Passkey Registered"
+    )
+    assert (doc["event"]["category"], doc["event"]["type"], doc["event"]["outcome"]) == (
+        ["authentication"],
+        ["info"],
+        "unknown",
+    )
 
 
 def test_catalog_titles_are_used() -> None:
     doc = normalize_entry(
         calendly_entry("Event_Type", "One_On_One_Created"), ingested=INGESTED
     ).document
-    assert doc["message"] == "Alice Martin: Event Type - One On One Created"
+    assert doc["message"] == "Alice Martin created a one-on-one event type"
     assert doc["calendly"]["category"] == "Event Type"
 
 
@@ -97,19 +124,22 @@ def test_catalog_titles_are_used() -> None:
 def test_every_catalog_activity_normalizes(namespace: str, action: str) -> None:
     event = normalize_entry(calendly_entry(namespace, action), ingested=INGESTED)
     assert event.action == f"{namespace}.{action}"
-    assert "_" not in event.document["message"]
+    assert event.mapped is True
+    message = event.document["message"]
+    assert message.startswith("Alice Martin ")
+    assert "_" not in message and "{" not in message and "}" not in message
 
 
 def test_actor_fallbacks() -> None:
     actor = {"uri": "https://api.calendly.com/users/U2", "type": "User"}
     doc = normalize_entry(calendly_entry(actor=actor), ingested=INGESTED).document
-    assert doc["message"] == "https://api.calendly.com/users/U2: API - Token Created"
+    assert doc["message"] == "https://api.calendly.com/users/U2 created an API token"
     assert doc["user"] == {"id": "https://api.calendly.com/users/U2"}
 
     entry = calendly_entry()
     del entry["actor"]
     doc = normalize_entry(entry, ingested=INGESTED).document
-    assert doc["message"] == "Someone: API - Token Created"
+    assert doc["message"] == "Someone created an API token"
     assert "user" not in doc
 
 
@@ -136,12 +166,13 @@ def test_mistyped_optional_fields_are_noted() -> None:
         {"field": "details", "problem": "invalid_type"},
         {"field": "actor.display_name", "problem": "invalid_type"},
     ]
-    assert doc["message"] == "alice@x.com: API - Token Created"
+    assert doc["message"] == "alice@x.com created an API token"
 
 
 def test_ids_are_deterministic_and_follow_the_uri() -> None:
     first = normalize_entry(calendly_entry(), ingested=INGESTED)
-    again = normalize_entry(orjson.loads(orjson.dumps(calendly_entry())), ingested="later")
+    later = "2026-03-21T00:00:00.000Z"
+    again = normalize_entry(orjson.loads(orjson.dumps(calendly_entry())), ingested=later)
     other = normalize_entry(calendly_entry(uri="https://api.calendly.com/a/2"), ingested=INGESTED)
     assert first.id == again.id
     assert first.id != other.id

@@ -56,9 +56,13 @@ def test_change_calendar_acls_golden() -> None:
     assert doc["event"] == {
         "id": google_event_key(ACTIVITY_TIME, UNIQUE_QUALIFIER, 0),
         "kind": "event",
+        "category": ["iam"],
+        "type": ["change"],
+        "outcome": "success",
         "action": "change_calendar_acls",
         "provider": "google_calendar",
         "dataset": "google_workspace.calendar",
+        "created": INGESTED,
         "ingested": INGESTED,
         "original": doc["event"]["original"],
     }
@@ -70,6 +74,7 @@ def test_change_calendar_acls_golden() -> None:
         "name": "alice",
         "domain": "x.com",
         "id": "114511147312345678901",
+        "target": {"email": "bob@y.com", "name": "bob", "domain": "y.com"},
     }
     assert doc["source"] == {"ip": "203.0.113.5"}
     assert doc["organization"] == {"id": "C03az79cb"}
@@ -107,6 +112,7 @@ def test_change_calendar_acls_golden() -> None:
     assert event.action == "change_calendar_acls"
     assert event.provider == "google_calendar"
     assert event.raw is record
+    assert event.mapped is True
     assert event.timestamp == datetime(2025, 4, 1, 7, 3, 12, 345000, tzinfo=UTC).timestamp()
     # The document serializes as it is (what the ECS sinks send).
     assert orjson.loads(event.encoded("ecs")) == doc
@@ -177,7 +183,13 @@ def test_unknown_event_name_is_mapped_generically() -> None:
     doc = event.document
 
     assert event.action == doc["event"]["action"] == "brand_new_calendar_thing"
+    assert event.mapped is False
     assert doc["message"] == "alice@x.com performed the Calendar action brand_new_calendar_thing"
+    assert (doc["event"]["category"], doc["event"]["type"], doc["event"]["outcome"]) == (
+        ["configuration"],
+        ["info"],
+        "unknown",
+    )
     calendar = doc["google_workspace"]["calendar"]
     assert calendar["event_type"] == "calendar_change"
     assert calendar["parameters"] == {"calendar_id": "alice@x.com", "secs_in_advance": 600}

@@ -245,6 +245,15 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*runner_tasks, return_exceptions=True)
         drained = await self._drain(pipeline.shutdown_grace)
+        for runner in self.runners:
+            if not await runner.committer.flush():
+                drained = False
+                self.log.error(
+                    "checkpoint_not_written",
+                    source=runner.source.id,
+                    error=runner.committer.commit_error,
+                    note="the previous checkpoint stays: events after it are read again",
+                )
         for task in worker_tasks:
             task.cancel()
         await asyncio.gather(*worker_tasks, return_exceptions=True)
@@ -301,6 +310,10 @@ class Daemon:
                 "last_success": runner.last_success,
                 "error": runner.last_error,
             }
+            if runner.committer.commit_error is not None:
+                problems.append(
+                    f"source {source_id}: checkpoint write failing: {runner.committer.commit_error}"
+                )
             if runner.last_error_type == "credentials":
                 problems.append(f"source {source_id}: credentials refused: {runner.last_error}")
             elif failing_for is not None and failing_for > limit:

@@ -125,6 +125,12 @@ class Metrics:
         )
         self._cursor_times: dict[str, float] = {}
         r.register(_CursorLag(self._cursor_times))
+        self.checkpoint_errors = Counter(
+            "forwarder_checkpoint_write_errors",
+            "Checkpoint writes that failed (retried on the next acknowledgement).",
+            ["source"],
+            registry=r,
+        )
         self.pending_batches = Gauge(
             "forwarder_checkpoint_pending_batches",
             "Batches read but not yet acknowledged by every sink.",

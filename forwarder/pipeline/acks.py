@@ -10,6 +10,7 @@ from typing import Any
 
 from forwarder.checkpoint.base import CheckpointStore
 from forwarder.clock import Clock
+from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
 
 
@@ -47,6 +48,11 @@ class OrderedCommitter:
         self._idle = asyncio.Event()
         self._idle.set()
         self.committed: dict[str, Any] | None = None
+        # A checkpoint whose write failed (disk full, read-only volume): retried on the
+        # next acknowledgement and at shutdown; the cursor stays where it durably is.
+        self._unwritten: tuple[dict[str, Any], float | None] | None = None
+        self.commit_error: str | None = None
+        self._log = get_logger("forwarder.checkpoint", source=source_id)
 
     def issue(
         self,
@@ -80,8 +86,7 @@ class OrderedCommitter:
 
     async def _advance(self) -> None:
         async with self._lock:
-            latest: dict[str, Any] | None = None
-            cursor_time: float | None = None
+            latest, cursor_time = self._unwritten or (None, None)
             while self._pending and self._pending[0].remaining <= 0:
                 done = self._pending.popleft()
                 if done.checkpoint is not None:
@@ -89,14 +94,36 @@ class OrderedCommitter:
                     cursor_time = done.cursor_time
             try:
                 if latest is not None:
-                    # Shielded: a shutdown must not leave the new checkpoint half-recorded.
-                    await asyncio.shield(self._store.commit(self.source_id, latest))
-                    self.committed = latest
-                    self._metrics.last_commit.labels(self.source_id).set(self._clock.now())
-                    if cursor_time is not None:
-                        self._metrics.set_cursor_time(self.source_id, cursor_time)
+                    await self._write(latest, cursor_time)
             finally:
                 self._update_idle()
+
+    async def _write(self, checkpoint: dict[str, Any], cursor_time: float | None) -> None:
+        try:
+            # Shielded: a shutdown must not leave the new checkpoint half-recorded.
+            await asyncio.shield(self._store.commit(self.source_id, checkpoint))
+        except OSError as error:
+            self._unwritten = (checkpoint, cursor_time)
+            if self.commit_error is None:
+                self._log.error("checkpoint_write_failed", error=str(error))
+            self.commit_error = str(error)
+            self._metrics.checkpoint_errors.labels(self.source_id).inc()
+            return
+        if self.commit_error is not None:
+            self._log.info("checkpoint_write_recovered")
+        self._unwritten = None
+        self.commit_error = None
+        self.committed = checkpoint
+        self._metrics.last_commit.labels(self.source_id).set(self._clock.now())
+        if cursor_time is not None:
+            self._metrics.set_cursor_time(self.source_id, cursor_time)
+
+    async def flush(self) -> bool:
+        """Write a checkpoint whose earlier write failed; True when nothing is left."""
+        async with self._lock:
+            if self._unwritten is not None:
+                await self._write(*self._unwritten)
+            return self._unwritten is None
 
     def _update_idle(self) -> None:
         self._metrics.pending_batches.labels(self.source_id).set(len(self._pending))

@@ -77,6 +77,20 @@ class SinkWorker:
                 await self.queue.release(sum(size for _, size in group))
                 self._metrics.queue_events.labels(self.sink.id).set(self.queue.size)
 
+    async def _write_dead_letters(self, letters: list[DeadLetter]) -> None:
+        """Dead letters are the last copy of those events: retry until written."""
+        while True:
+            try:
+                await self._dead_letters.write(letters)
+                return
+            except OSError as error:
+                self._metrics.sink_errors.labels(self.sink.id, "dead_letter_write").inc()
+                self.last_error = f"dead-letter write failed: {error}"
+                if self.failing_since is None:
+                    self.failing_since = self._clock.now()
+                    self._log.error("dead_letter_write_failed", error=str(error))
+                await self._clock.sleep(self._backoff.next_delay())
+
     async def _deliver(self, deliveries: list[Delivery]) -> None:
         if len(deliveries) == 1:
             events = deliveries[0].events
@@ -123,7 +137,7 @@ class SinkWorker:
             self.last_error = None
         self._backoff.reset()
         if rejected:
-            await self._dead_letters.write(
+            await self._write_dead_letters(
                 [
                     DeadLetter(
                         stage="sink",

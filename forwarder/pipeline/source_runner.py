@@ -112,7 +112,12 @@ class SourceRunner:
     async def dispatch(self, batch: Batch) -> None:
         self.last_progress = self._clock.now()
         if batch.dead_letters:
-            await self._dead_letters.write(batch.dead_letters)
+            try:
+                await self._dead_letters.write(batch.dead_letters)
+            except OSError as error:
+                # Not dispatched, so the cursor cannot pass these records: the poll fails
+                # and reads them again.
+                raise SourceError(f"dead-letter write failed: {error}") from error
         events = batch.events
         if events:
             self._metrics.events_received.labels(self.source.id).inc(len(events))

@@ -36,6 +36,7 @@ from forwarder.simulators.calendly_query import (
 from forwarder.simulators.faults import FaultKind, FaultPlan, spoil_body
 from forwarder.simulators.httputil import (
     bearer_token,
+    date_from,
     json_response,
     raw_json_response,
     reset_connection,
@@ -196,6 +197,7 @@ class CalendlySimulator:
         application = web.Application(middlewares=[self.stats.middleware()])
         application.router.add_get(LIST_ROUTE, self._list_entries, name="activity_log_entries")
         add_sim_routes(application, faults=self.faults, stats=self.stats, truth=self.truth)
+        application.on_response_prepare.append(date_from(self.clock))
         return application
 
     async def _list_entries(self, request: web.Request) -> web.StreamResponse:
@@ -209,6 +211,9 @@ class CalendlySimulator:
             return self._status_fault(request, fault, decision)
         if not decision.allowed:
             return self._too_many(headers)
+        if self.faults.take_page_token_fault(has_page_token="page_token" in request.query):
+            self.faults.record(FaultKind.PAGE_TOKEN_REJECTED)
+            return self._invalid([{"parameter": "page_token", "message": "is invalid"}], headers)
         if token is None:
             return _error(401, "Unauthenticated", "The access token is missing.", headers)
         if token != self.config.token:

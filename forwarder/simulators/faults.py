@@ -40,6 +40,8 @@ class FaultKind(StrEnum):
     WRONG_TYPE = "wrong_type"
     BAD_RECORD = "bad_record"
     RESET = "reset"
+    INVALID_UTF8 = "invalid_utf8"
+    PAGE_TOKEN_REJECTED = "page_token_rejected"
 
 
 STATUS_FAULTS = frozenset(
@@ -57,8 +59,11 @@ BODY_FAULTS = frozenset(
         FaultKind.MISSING_FIELD,
         FaultKind.WRONG_TYPE,
         FaultKind.BAD_RECORD,
+        FaultKind.INVALID_UTF8,
     }
 )
+# Served only to a request that carries a page token (e.g. one the API let expire).
+PAGE_TOKEN_FAULTS = frozenset({FaultKind.PAGE_TOKEN_REJECTED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,11 +112,17 @@ class FaultPlan:
             return self._queue.popleft()
         return None
 
+    def take_page_token_fault(self, *, has_page_token: bool) -> FaultKind | None:
+        """Pop the head of the queue if it rejects the page token of this request."""
+        if has_page_token and self._queue and self._queue[0] in PAGE_TOKEN_FAULTS:
+            return self._queue.popleft()
+        return None
+
     def take_body_fault(self, *, has_records: bool) -> FaultKind | None:
         """Pop the head of the queue if it is a body fault that applies to this page."""
         if not self._queue or self._queue[0] not in BODY_FAULTS:
             return None
-        if self._queue[0] is FaultKind.BAD_RECORD and not has_records:
+        if self._queue[0] in (FaultKind.BAD_RECORD, FaultKind.INVALID_UTF8) and not has_records:
             return None
         return self._queue.popleft()
 
@@ -125,6 +136,9 @@ class FaultPlan:
             "pending": self.pending,
             "applied": [fault.as_json() for fault in self.applied],
         }
+
+
+INVALID_UTF8_MARKER = "@@sim-invalid-utf8@@"
 
 
 def spoil_body(
@@ -157,6 +171,15 @@ def spoil_body(
         records[index] = break_record(records[index])
         spoiled[list_key] = records
         detail = {"index": index, "original": payload[list_key][index]}
+    elif kind is FaultKind.INVALID_UTF8:
+        # One record gains a field whose bytes are Latin-1, not UTF-8: the page is no
+        # longer valid UTF-8, though everything else in it is fine.
+        records = list(spoiled[list_key])
+        index = len(records) // 2
+        records[index] = {**records[index], "sim_note": INVALID_UTF8_MARKER}
+        spoiled[list_key] = records
+        body = orjson.dumps(spoiled).replace(INVALID_UTF8_MARKER.encode(), b"caf\xe9")
+        return body, {"index": index}
     else:
         raise ValueError(f"{kind} is not a body fault")
     return orjson.dumps(spoiled), detail

@@ -48,6 +48,7 @@ from forwarder.simulators.google_errors import (
 from forwarder.simulators.google_query import ActivityQuery, parse_activity_query
 from forwarder.simulators.httputil import (
     bearer_token,
+    date_from,
     json_response,
     raw_json_response,
     reset_connection,
@@ -272,6 +273,7 @@ class GoogleReportsSimulator:
         application.router.add_post(TOKEN_ROUTE, self._token, name="token")
         application.router.add_get(ACTIVITIES_ROUTE, self._list_activities, name="activities")
         add_sim_routes(application, faults=self.faults, stats=self.stats, truth=self.truth)
+        application.on_response_prepare.append(date_from(self.clock))
         return application
 
     async def _token(self, request: web.Request) -> web.Response:
@@ -288,6 +290,9 @@ class GoogleReportsSimulator:
         if fault is not None:
             self.faults.record(fault)
             return self._status_fault(request, fault)
+        if self.faults.take_page_token_fault(has_page_token="pageToken" in request.query):
+            self.faults.record(FaultKind.PAGE_TOKEN_REJECTED)
+            return invalid_parameter("pageToken", "Invalid pageToken").response()
         token = bearer_token(request)
         try:
             if token is None:

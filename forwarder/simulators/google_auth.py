@@ -196,6 +196,11 @@ class TokenService:
             raise TokenError("invalid_grant", _BAD_TIMES)
         return claims
 
+    def revoke_all(self) -> None:
+        """Forget every access token issued so far (as a revoked grant or a password
+        reset would): the next API call with one of them gets 401."""
+        self._tokens.clear()
+
     def is_valid(self, access_token: str) -> bool:
         """Whether ``access_token`` was issued here and has not expired."""
         expires = self._tokens.get(access_token)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 import orjson
@@ -25,6 +27,17 @@ def raw_json_response(
     response = web.Response(body=body, status=status, headers=dict(headers or {}))
     response.content_type = JSON_CONTENT_TYPE
     return response
+
+
+def date_from(clock: Any) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """An ``on_response_prepare`` hook stamping ``Date`` from the simulator's clock, as
+    the real API's own clock would (sources estimate clock skew from it)."""
+
+    async def stamp(_request: web.Request, response: web.StreamResponse) -> None:
+        moment = datetime.fromtimestamp(clock.now(), UTC)
+        response.headers["Date"] = format_datetime(moment, usegmt=True)
+
+    return stamp
 
 
 class ResetResponse(web.Response):

@@ -32,9 +32,11 @@ class ApiResponse:
         try:
             document = orjson.loads(self.body)
         except orjson.JSONDecodeError as error:
-            raise MalformedResponseError(
-                f"HTTP {self.status} body is not valid JSON ({len(self.body)} bytes): {error}"
-            ) from None
+            document = _lenient_json(self.body)
+            if document is None:
+                raise MalformedResponseError(
+                    f"HTTP {self.status} body is not valid JSON ({len(self.body)} bytes): {error}"
+                ) from None
         if not isinstance(document, dict):
             raise MalformedResponseError(f"HTTP {self.status} body is not a JSON object")
         return document
@@ -123,6 +125,20 @@ class ApiClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+def _lenient_json(body: bytes) -> Any:
+    """Parse a body whose only fault is invalid UTF-8 (one bad record must not block the
+    whole log forever): bad bytes become U+FFFD. ``None`` if it still is not JSON."""
+    try:
+        body.decode("utf-8")
+        return None  # valid UTF-8: the JSON itself is broken
+    except UnicodeDecodeError:
+        pass
+    try:
+        return orjson.loads(body.decode("utf-8", "replace"))
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _path(url: str) -> str:

@@ -84,10 +84,14 @@ def google(
 ) -> Callable[..., Any]:
     """``await google(sim_overrides, source_overrides) -> (simulator, make_source)``."""
 
-    async def start(sim: dict[str, Any] | None = None, **source: Any):  # type: ignore[no-untyped-def]
+    async def start(  # type: ignore[no-untyped-def]
+        sim: dict[str, Any] | None = None, sim_clock: Any = None, **source: Any
+    ):
         settings: dict[str, Any] = {"start": T0 - 2 * HOUR, "end": None, "rate_per_minute": 5.0}
         settings.update(sim or {})
-        simulator = GoogleReportsSimulator(GoogleConfig(**settings), clock, service_account)
+        simulator = GoogleReportsSimulator(
+            GoogleConfig(**settings), sim_clock or clock, service_account
+        )
         url = await stack.enter_async_context(run_app(simulator.app()))
         key_file = tmp_path / "google-key.json"
         simulator.write_service_account_key(key_file, url + "/token")

@@ -85,9 +85,12 @@ class ServiceAccountTokenProvider:
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
+        # Google's clock minus ours (set by the source): the assertion's iat/exp must be
+        # right on Google's clock, which allows little skew.
+        self.clock_offset = 0.0
 
     def assertion(self) -> str:
-        issued = int(self._clock.now())
+        issued = int(self._clock.now() + self.clock_offset)
         claims = {
             "iss": self._key.client_email,
             "scope": self._scope,

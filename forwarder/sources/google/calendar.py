@@ -20,6 +20,7 @@ the window moves it.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from forwarder.clock import Clock
@@ -45,6 +46,7 @@ QUOTA_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaE
 QUOTA_RETRY_SECONDS = 5.0
 # Windows shorter than this are not worth a request (and the API needs start < end).
 MIN_WINDOW_SECONDS = 1.0
+CLOCK_SKEW_TOLERANCE = 2.0
 
 
 class GoogleCalendarSource:
@@ -72,6 +74,13 @@ class GoogleCalendarSource:
         self.watermark = 0.0
         self.final_before = 0.0
         self.seen: dict[str, float] = {}
+        # API clock minus host clock, from the responses' Date header: windows are cut on
+        # the API's clock, or a fast host would ask for a future endTime (refused) and a
+        # slow one would settle events too early.
+        self.clock_offset = 0.0
+
+    def _api_now(self) -> float:
+        return self._clock.now() + self.clock_offset
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
         if checkpoint is None:
@@ -103,7 +112,7 @@ class GoogleCalendarSource:
         return min(self.watermark, self.final_before)
 
     async def poll(self) -> AsyncIterator[Batch]:
-        horizon = self._clock.now() - self._config.end_margin
+        horizon = self._api_now() - self._config.end_margin
         while horizon - self.watermark >= MIN_WINDOW_SECONDS:
             start = self.window_start
             end = min(horizon, self.watermark + self._config.max_window)
@@ -111,7 +120,7 @@ class GoogleCalendarSource:
                 yield batch
 
     async def _read_window(self, start: float, end: float) -> AsyncIterator[Batch]:
-        scanned_at = self._clock.now()
+        scanned_at = self._api_now()
         base_params = {
             "startTime": format_rfc3339(start),
             "endTime": format_rfc3339(end),
@@ -177,7 +186,9 @@ class GoogleCalendarSource:
     async def _fetch(self, params: dict[str, str]) -> dict[str, Any]:
         token = await self._tokens.token()
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        sent_at = self._clock.now()
         response = await self._client.request("GET", self._url, params=params, headers=headers)
+        self._note_server_time(response, sent_at)
         if response.status == 401:
             # Expired or revoked: fetch a new token once, then give up with a clear error.
             self._tokens.invalidate()
@@ -197,6 +208,19 @@ class GoogleCalendarSource:
                 raise MalformedResponseError("'nextPageToken' is not a string")
             return page
         raise _error(response)
+
+    def _note_server_time(self, response: ApiResponse, sent_at: float) -> None:
+        date = response.headers.get("Date")
+        if not date:
+            return
+        try:
+            server = parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            return
+        offset = server - (sent_at + self._clock.now()) / 2
+        # Date has a one-second resolution: smaller differences are noise.
+        self.clock_offset = offset if abs(offset) > CLOCK_SKEW_TOLERANCE else 0.0
+        self._tokens.clock_offset = self.clock_offset
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -1,0 +1,84 @@
+"""State faults: checkpoints or dead letters that cannot be written never lose events,
+never kill the pipeline, and never reset a cursor silently."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pipeline_harness import Harness, RecordingSink, ScriptedSource
+
+from forwarder.checkpoint.file import FileCheckpointStore
+
+
+class FlakyStore(FileCheckpointStore):
+    """A checkpoint store whose disk is full until ``healed``."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.healed = False
+        self.failures = 0
+
+    def commit_sync(self, source_id: str, state: dict[str, Any]) -> None:
+        if not self.healed:
+            self.failures += 1
+            raise OSError(28, "No space left on device")
+        super().commit_sync(source_id, state)
+
+
+async def test_checkpoint_write_failures_keep_the_pipeline_going(tmp_path: Path) -> None:
+    store = FlakyStore(tmp_path)
+    sink = RecordingSink("out")
+    harness = Harness(tmp_path, ScriptedSource(batches=5, size=3), [sink], 100, store=store)
+    await harness.runner.poll_once()
+    await asyncio.wait_for(harness.committer.wait_idle(), 5)
+    assert sink.received == list(range(15)), "the sink worker died on a checkpoint error"
+    assert store.failures == 5
+    assert (
+        harness.committer.commit_error is not None and "No space" in harness.committer.commit_error
+    )
+    assert FileCheckpointStore(tmp_path).load_sync("scripted") is None, "nothing was durable"
+    errors = harness.metrics.registry.get_sample_value(
+        "forwarder_checkpoint_write_errors_total", {"source": "scripted"}
+    )
+    assert errors == 5
+    store.healed = True
+    assert await harness.committer.flush() is True
+    assert FileCheckpointStore(tmp_path).load_sync("scripted") == {"batch": 4}
+    assert harness.committer.commit_error is None
+    await harness.close()
+
+
+async def test_dead_letter_write_failure_is_retried_not_dropped(tmp_path: Path) -> None:
+    sink = RecordingSink("picky")
+    sink.reject_n = {1}
+    harness = Harness(tmp_path, ScriptedSource(batches=1, size=3), [sink], 100)
+    blocker = tmp_path / "dl"
+    blocker.write_text("a file where the dead-letter directory should be")
+    polling = asyncio.create_task(harness.runner.poll_once())
+    await asyncio.sleep(0.1)
+    assert harness.committer.pending == 1, "acknowledged before its dead letter was written"
+    assert harness.workers[0].failing_since is not None
+    blocker.unlink()
+    await polling
+    await asyncio.wait_for(harness.committer.wait_idle(), 5)
+    await harness.close()
+    letters = [orjson.loads(line) for line in harness.dead.path.read_bytes().splitlines()]
+    assert [(d["reason"], d["payload"]["n"]) for d in letters] == [("too_large", 1)]
+    assert FileCheckpointStore(tmp_path).load_sync("scripted") == {"batch": 0}
+
+
+async def test_source_dead_letter_failure_fails_the_poll_before_the_cursor(tmp_path: Path) -> None:
+    sink = RecordingSink("out")
+    harness = Harness(tmp_path, ScriptedSource(batches=3, size=2, bad_record_in=1), [sink], 100)
+    (tmp_path / "dl").write_text("not a directory")
+    await harness.runner.poll_once()
+    await asyncio.wait_for(harness.committer.wait_idle(), 5)
+    assert harness.runner.failing_since is not None
+    assert "dead-letter write failed" in (harness.runner.last_error or "")
+    # Batch 0 went through; batch 1 (with the bad record) was not dispatched.
+    assert sink.received == [0, 1]
+    assert FileCheckpointStore(tmp_path).load_sync("scripted") == {"batch": 0}
+    await harness.close()

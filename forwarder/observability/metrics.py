@@ -165,7 +165,7 @@ class Metrics:
         )
         self.truncated_events = Counter(
             "forwarder_sink_truncated_events",
-            "Events cut to fit a transport's size limit (syslog over UDP).",
+            "Events cut to fit a syslog size limit (max_udp_bytes or max_message_bytes).",
             ["sink"],
             registry=r,
         )

@@ -55,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         help="normalize an API response page or NDJSON raw records from stdin to NDJSON",
     )
     normalize.add_argument("--source", required=True, choices=("calendly", "google_calendar"))
-    normalize.add_argument("--format", choices=("ecs", "raw"), default="ecs")
+    normalize.add_argument("--format", choices=("ecs", "ocsf", "raw"), default="ecs")
     normalize.set_defaults(handler=_normalize)
 
     from forwarder.simulators.server import build_arg_parser

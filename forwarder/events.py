@@ -32,13 +32,19 @@ class Event:
     _encoded: dict[str, bytes] = field(default_factory=dict, repr=False, compare=False)
 
     def encoded(self, fmt: str) -> bytes:
-        """The event serialized as ``ecs`` (normalized JSON) or ``raw`` (the API record)."""
+        """The event serialized as ``ecs`` (normalized JSON), ``ocsf`` (OCSF 1.7) or
+        ``raw`` (the API record)."""
         cached = self._encoded.get(fmt)
         if cached is None:
             if fmt == "ecs":
                 cached = orjson.dumps(self.document)
             elif fmt == "raw":
                 cached = orjson.dumps(self.raw)
+            elif fmt == "ocsf":
+                # Imported here: the schema package imports this module.
+                from forwarder.schema.ocsf import to_ocsf
+
+                cached = orjson.dumps(to_ocsf(self))
             else:
                 raise ValueError(f"unknown event format {fmt!r}")
             self._encoded[fmt] = cached

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from forwarder.config.durations import Duration
 
-EventFormat = Literal["ecs", "raw"]
+EventFormat = Literal["ecs", "ocsf", "raw"]
 
 
 class Strict(BaseModel):

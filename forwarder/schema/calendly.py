@@ -34,7 +34,6 @@ from forwarder.schema.fields import (
     user_from_email,
 )
 from forwarder.schema.ids import calendly_event_key
-from forwarder.schema.messages import EMPTY_VALUES, Template, compile_template, render
 from forwarder.schema.times import event_time
 
 PROVIDER = "calendly"
@@ -52,6 +51,8 @@ TARGET_KEYS = ("user", "member", "invitee", "assignee")
 # ``details`` keys that carry the client's address and user agent (login activities).
 IP_KEYS = ("ip_address", "ip")
 USER_AGENT_KEYS = ("user_agent",)
+# Most details carry none of the keys above: one set test skips all their look-ups.
+_DETAIL_KEYS = frozenset(TARGET_KEYS + IP_KEYS + USER_AGENT_KEYS)
 
 
 def _words(identifier: str) -> str:
@@ -77,14 +78,12 @@ ACTIVITY_PHRASES: Mapping[tuple[str, str], str] = MappingProxyType(
 """``(namespace, action)`` -> short activity name (``Event Type - One On One Created``) for
 every activity of the catalog; other activities are phrased the same way on the fly."""
 
-_GENERIC: Template = compile_template(GENERIC_TEMPLATE)
-# ``(namespace, action)`` -> (compiled message template, ECS categorization), so that
-# mapping a known activity is one dict look-up.
-_ACTIVITIES: Mapping[tuple[str, str], tuple[Template, EcsCategorization]] = MappingProxyType(
-    {
-        key: (compile_template(template), CALENDLY_ACTIVITIES[key])
-        for key, template in ACTIVITY_TEMPLATES.items()
-    }
+# ``(namespace, action)`` -> (message template, ECS categorization), so that mapping a
+# known activity is one dict look-up. The templates are filled with str.format_map: unlike
+# Google parameters, every value here is a non-empty string, and format_map (in C) leaves
+# the braces or format syntax *inside* a value alone; the templates themselves are ours.
+_ACTIVITIES: Mapping[tuple[str, str], tuple[str, EcsCategorization]] = MappingProxyType(
+    {key: (template, CALENDLY_ACTIVITIES[key]) for key, template in ACTIVITY_TEMPLATES.items()}
 )
 
 
@@ -134,13 +133,14 @@ def normalize_entry(entry: Mapping[str, Any], *, ingested: str) -> Event:
         # The entry's own organization is required by the API; the actor's is a fallback.
         organization = organization or actor_organization
 
-    target, target_label = _target(details) if details else (None, None)
+    interesting = details is not None and not _DETAIL_KEYS.isdisjoint(details)
+    target, target_label = _target(details) if interesting else (None, None)
     known = _ACTIVITIES.get((namespace, action))
     if known is not None:
         template, ecs = known
         values = {"actor": label, "target": target_label or TARGET_FALLBACK}
     else:
-        template, ecs = _GENERIC, calendly_unknown(namespace)
+        template, ecs = GENERIC_TEMPLATE, calendly_unknown(namespace)
         phrase = ACTIVITY_PHRASES.get((namespace, action)) or _activity_phrase(namespace, action)
         values = {"actor": label, "activity": phrase}
 
@@ -163,13 +163,13 @@ def normalize_entry(entry: Mapping[str, Any], *, ingested: str) -> Event:
             "ingested": ingested,
             "original": original,
         },
-        "message": render(template, values, EMPTY_VALUES),
+        "message": template.format_map(values),
     }
     if target is not None:
         user["target"] = target
     if user:
         document["user"] = user
-    ip = _client(details, document) if details else None
+    ip = _client(details, document) if interesting else None
     related = _related(user, target, ip)
     if related:
         document["related"] = related
@@ -281,13 +281,16 @@ def _client(details: Mapping[str, Any], document: dict[str, Any]) -> str | None:
 def _related(
     user: Mapping[str, Any], target: Mapping[str, Any] | None, ip: str | None
 ) -> dict[str, list[str]]:
-    users: list[str] = []
-    for fields in (user, target):
-        if fields:
-            for key in ("email", "id"):
-                value = fields.get(key)
-                if value and value not in users:
-                    users.append(value)
+    email, user_id = user.get("email"), user.get("id")
+    users = [email] if email else []
+    if user_id and user_id != email:
+        users.append(user_id)
+    if target is not None:
+        users.extend(
+            value
+            for value in (target.get("email"), target.get("id"))
+            if value and value not in users
+        )
     related: dict[str, list[str]] = {}
     if users:
         related["user"] = users

@@ -181,17 +181,19 @@ def _activity_context(
     profile_id = optional_str(actor, "profileId", "actor.profileId", problems)
     caller_type = optional_str(actor, "callerType", "actor.callerType", problems)
     actor_key = optional_str(actor, "key", "actor.key", problems)
-    application_info = optional_object(actor, "applicationInfo", "actor.applicationInfo", problems)
-    if application_info:
-        application_info = _application_info(application_info, problems)
+    raw_application_info = optional_object(
+        actor, "applicationInfo", "actor.applicationInfo", problems
+    )
+    application_info = (
+        _application_info(raw_application_info, problems) if raw_application_info else None
+    )
     ip = optional_str(record, "ipAddress", "ipAddress", problems)
     if ip is not None and not is_ip(ip):
         problems.append(problem("ipAddress", INVALID_IP))
         ip = None
     owner_domain = optional_str(record, "ownerDomain", "ownerDomain", problems)
-    network_info = optional_object(record, "networkInfo", "networkInfo", problems)
-    if network_info:
-        network_info = _network_info(network_info, problems)
+    raw_network_info = optional_object(record, "networkInfo", "networkInfo", problems)
+    network_info = _network_info(raw_network_info, problems) if raw_network_info else None
     resource_details = record.get("resourceDetails")
     if resource_details is not None and type(resource_details) is not list:
         problems.append(problem("resourceDetails", INVALID_TYPE))

@@ -33,13 +33,14 @@ from forwarder.simulators.calendly_query import (
     parse_query,
     sort_value,
 )
-from forwarder.simulators.faults import FaultKind, FaultPlan, spoil_body
+from forwarder.simulators.faults import TRANSPORT_FAULTS, FaultKind, FaultPlan, spoil_body
 from forwarder.simulators.httputil import (
     bearer_token,
     date_from,
     json_response,
     raw_json_response,
     reset_connection,
+    transport_fault,
 )
 from forwarder.simulators.pagetoken import PageTokenCodec, PageTokenError
 from forwarder.simulators.ratelimit import FixedWindowLimiter, RateDecision
@@ -208,6 +209,8 @@ class CalendlySimulator:
         fault = self.faults.take_status_fault()
         if fault is not None:
             self.faults.record(fault)
+            if fault in TRANSPORT_FAULTS:
+                return await transport_fault(request, fault)
             return self._status_fault(request, fault, decision)
         if not decision.allowed:
             return self._too_many(headers)

@@ -41,6 +41,9 @@ class FaultKind(StrEnum):
     BAD_RECORD = "bad_record"
     RESET = "reset"
     INVALID_UTF8 = "invalid_utf8"
+    SLOW = "slow"
+    RESET_MID_BODY = "reset_mid_body"
+    HTML_200 = "html_200"
     PAGE_TOKEN_REJECTED = "page_token_rejected"
 
 
@@ -51,8 +54,13 @@ STATUS_FAULTS = frozenset(
         FaultKind.HTTP_429,
         FaultKind.RATE_LIMIT_403,
         FaultKind.RESET,
+        FaultKind.SLOW,
+        FaultKind.RESET_MID_BODY,
+        FaultKind.HTML_200,
     }
 )
+# Faults of the connection itself, served the same way by every simulator.
+TRANSPORT_FAULTS = frozenset({FaultKind.SLOW, FaultKind.RESET_MID_BODY, FaultKind.HTML_200})
 BODY_FAULTS = frozenset(
     {
         FaultKind.TRUNCATED_JSON,

@@ -28,7 +28,7 @@ import orjson
 from aiohttp import web
 
 from forwarder.clock import Clock
-from forwarder.simulators.faults import FaultKind, FaultPlan, spoil_body
+from forwarder.simulators.faults import TRANSPORT_FAULTS, FaultKind, FaultPlan, spoil_body
 from forwarder.simulators.google_auth import ServiceAccount, TokenError, TokenService
 from forwarder.simulators.google_data import (
     GoogleUser,
@@ -52,6 +52,7 @@ from forwarder.simulators.httputil import (
     json_response,
     raw_json_response,
     reset_connection,
+    transport_fault,
 )
 from forwarder.simulators.pagetoken import PageTokenCodec, PageTokenError
 from forwarder.simulators.ratelimit import FixedWindowLimiter
@@ -289,6 +290,8 @@ class GoogleReportsSimulator:
         fault = self.faults.take_status_fault()
         if fault is not None:
             self.faults.record(fault)
+            if fault in TRANSPORT_FAULTS:
+                return await transport_fault(request, fault)
             return self._status_fault(request, fault)
         if self.faults.take_page_token_fault(has_page_token="pageToken" in request.query):
             self.faults.record(FaultKind.PAGE_TOKEN_REJECTED)

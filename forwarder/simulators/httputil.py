@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -53,6 +54,32 @@ def reset_connection(request: web.Request) -> web.Response:
     if request.transport is not None:
         request.transport.abort()
     return ResetResponse(status=499)
+
+
+# Longer than any client timeout a test sets, short enough not to slow the suite.
+SLOW_RESPONSE_SECONDS = 3.0
+
+
+async def transport_fault(request: web.Request, kind: str) -> web.StreamResponse:
+    """``slow``: answer only after SLOW_RESPONSE_SECONDS (the client should time out);
+    ``reset_mid_body``: send the headers and part of a body, then drop the connection;
+    ``html_200``: a 200 whose body is an HTML error page (a proxy or captive portal)."""
+    if kind == "slow":
+        await asyncio.sleep(SLOW_RESPONSE_SECONDS)
+        return web.Response(status=503, text="too late")
+    if kind == "reset_mid_body":
+        response = web.StreamResponse(status=200, headers={"Content-Length": "100000"})
+        response.content_type = JSON_CONTENT_TYPE
+        await response.prepare(request)
+        await response.write(b'{"collection": [{"uri": "https://api.calendly.com/activity_lo')
+        if request.transport is not None:
+            request.transport.abort()
+        return response
+    return web.Response(
+        status=200,
+        text="<html><body>Service temporarily unavailable</body></html>",
+        content_type="text/html",
+    )
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:

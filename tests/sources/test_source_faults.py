@@ -125,3 +125,33 @@ async def test_invalid_utf8_in_one_record_does_not_block_the_log(
     assert Counter(_ids(batches)) == Counter(truth)
     originals = [event.document["event"]["original"] for batch in batches for event in batch.events]
     assert sum("caf\ufffd" in original for original in originals) == 1
+
+
+@pytest.mark.parametrize("fault", ["slow", "reset_mid_body", "html_200"])
+@pytest.mark.parametrize("source_kind", ["calendly", "google"])
+async def test_timeouts_cut_bodies_and_html_pages_are_retried(
+    calendly, google, clock, metrics, fault, source_kind
+) -> None:
+    options = {"page_size": 30, "request_timeout": 0.5}
+    if source_kind == "calendly":
+        simulator, make_source = await calendly(**options)
+        truth = Counter(calendly_event_key(e["uri"]) for e in simulator.truth())
+    else:
+        simulator, make_source = await google(**options)
+        truth = _google_truth(simulator, T0 - 5)
+    source = make_source()
+    source.restore(None)
+    # Twice: aiohttp retries a dropped idempotent request once by itself.
+    simulator.faults.push(fault, count=2)
+    delivered = Counter(_ids(await drain(source)))
+    assert not simulator.faults.pending
+    assert delivered == truth
+    errors = {
+        sample.labels["error_type"]: sample.value
+        for family in metrics.registry.collect()
+        if family.name == "forwarder_source_errors"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    expected = "malformed_response" if fault == "html_200" else "transient"
+    assert errors.get(expected, 0) >= 1

@@ -4,8 +4,9 @@
 
 A synthetic Google source produces ``--events`` events (real activities through the real
 normalizer) through the real pipeline (source runner, bounded queue, sink worker, ordered
-committer, file checkpoints) into a sink that takes ``--sink-delay`` (100 ms) per batch: the poller is held
-back by the queue the whole time. Reports the peak RSS (VmHWM) and the throughput.
+committer, file checkpoints) into a sink that takes ``--sink-delay`` (100 ms) per batch:
+the poller is held back by the queue the whole time. Reports the peak RSS (VmHWM) and the
+throughput.
 """
 
 from __future__ import annotations

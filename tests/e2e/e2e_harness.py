@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from forwarder.schema.ids import calendly_event_key, google_event_key
+from forwarder.timeutil import format_rfc3339
 
 
 def free_port() -> int:
@@ -71,6 +72,21 @@ class Simulators:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def finite_simulators(directory: Path, seed: int, hours: float, rate: float) -> Simulators:
+    """Simulators serving a fixed history (``hours`` up to a minute ago, ``rate`` records
+    per minute per source, no Google lag): the ground truth does not change while a test
+    runs."""
+    now = time.time()
+    return Simulators(
+        directory,
+        "--seed", str(seed),
+        "--start", format_rfc3339(now - hours * 3600),
+        "--end", format_rfc3339(now - 60),
+        "--calendly-rate", str(rate), "--google-rate", str(rate),
+        "--google-min-lag", "0", "--google-max-lag", "0", "--google-late-fraction", "0",
+    )  # fmt: skip
 
 
 class Daemon:

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import random
 import shutil
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_harness import Daemon, Simulators, file_ids, free_port, wait_for, write_config
-
-from forwarder.timeutil import format_rfc3339
+from e2e_harness import (
+    Daemon,
+    Simulators,
+    file_ids,
+    finite_simulators,
+    free_port,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -22,18 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def simulators(tmp_path: Path) -> Iterator[Simulators]:
     """A finite dataset (the last 6 hours, nothing live), no Google lag."""
-    now = time.time()
-    sims = Simulators(
-        tmp_path / "sim",
-        "--seed", "7",
-        "--start", format_rfc3339(now - 6 * 3600),
-        "--end", format_rfc3339(now - 60),
-        "--calendly-rate", "4",
-        "--google-rate", "4",
-        "--google-min-lag", "0",
-        "--google-max-lag", "0",
-        "--google-late-fraction", "0",
-    )  # fmt: skip
+    sims = finite_simulators(tmp_path / "sim", seed=7, hours=6, rate=4)
     yield sims
     sims.stop()
 

@@ -8,7 +8,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,9 +15,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_harness import Daemon, Simulators, file_ids, free_port, wait_for, write_config
-
-from forwarder.timeutil import format_rfc3339
+from e2e_harness import (
+    Daemon,
+    Simulators,
+    file_ids,
+    finite_simulators,
+    free_port,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,14 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def simulators(tmp_path: Path) -> Iterator[Simulators]:
-    now = time.time()
-    sims = Simulators(
-        tmp_path / "sim",
-        "--seed", "11",
-        "--start", format_rfc3339(now - 3600),
-        "--end", format_rfc3339(now - 60),
-        "--google-min-lag", "0", "--google-max-lag", "0", "--google-late-fraction", "0",
-    )  # fmt: skip
+    sims = finite_simulators(tmp_path / "sim", seed=11, hours=1, rate=6)
     yield sims
     sims.stop()
 

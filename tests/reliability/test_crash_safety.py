@@ -13,11 +13,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from e2e_harness import Daemon, Simulators, file_ids, wait_for
+from e2e_harness import Daemon, Simulators, file_ids, finite_simulators, wait_for
 from kafka_harness import Broker, consume
 from syslog_harness import Pki, Rsyslog
-
-from forwarder.timeutil import format_rfc3339
 
 pytestmark = pytest.mark.slow
 
@@ -28,15 +26,7 @@ QUEUE = 200
 
 @pytest.fixture
 def simulators(tmp_path: Path) -> Iterator[Simulators]:
-    now = time.time()
-    sims = Simulators(
-        tmp_path / "sim",
-        "--seed", "23",
-        "--start", format_rfc3339(now - 6 * 3600),
-        "--end", format_rfc3339(now - 60),
-        "--calendly-rate", "12", "--google-rate", "12",
-        "--google-min-lag", "0", "--google-max-lag", "0", "--google-late-fraction", "0",
-    )  # fmt: skip
+    sims = finite_simulators(tmp_path / "sim", seed=23, hours=6, rate=12)
     yield sims
     sims.stop()
 

@@ -5,19 +5,16 @@ pause, memory stays bounded, and when the sinks return nothing is missing anywhe
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 from background_loop import BackgroundLoop
-from e2e_harness import Daemon, Simulators, file_ids, wait_for
+from e2e_harness import Daemon, Simulators, file_ids, finite_simulators, wait_for
 from http_harness import Receiver, start_receiver
 from kafka_harness import Broker, TcpProxy, consume, free_port
 from syslog_harness import Pki, Rsyslog
-
-from forwarder.timeutil import format_rfc3339
 
 pytestmark = pytest.mark.slow
 
@@ -34,15 +31,7 @@ def _rss_mb(pid: int) -> float:
 
 @pytest.fixture
 def simulators(tmp_path: Path) -> Iterator[Simulators]:
-    now = time.time()
-    sims = Simulators(
-        tmp_path / "sim",
-        "--seed", "31",
-        "--start", format_rfc3339(now - 6 * 3600),
-        "--end", format_rfc3339(now - 60),
-        "--calendly-rate", "12", "--google-rate", "12",
-        "--google-min-lag", "0", "--google-max-lag", "0", "--google-late-fraction", "0",
-    )  # fmt: skip
+    sims = finite_simulators(tmp_path / "sim", seed=31, hours=6, rate=12)
     yield sims
     sims.stop()
 

@@ -30,6 +30,7 @@ from forwarder.schema.fields import (
     DecodeProblem,
     encode_original,
     is_ip,
+    mistyped,
     optional_object,
     optional_str,
     problem,
@@ -115,30 +116,45 @@ def normalize_activity(activity: Mapping[str, Any], *, ingested: str) -> list[Ev
     optional fields or parameter values) is kept as well as possible and listed in
     ``google_workspace.decode_problems``; unknown event names are mapped generically.
     """
-    record = require_object(activity, "activity")
-    ident = _require_id(record)
+    # The hot path: the well-formed case is checked inline, the helpers only run to
+    # raise (or for the rarer shapes they accept).
+    record = activity if type(activity) is dict else require_object(activity, "activity")
+    ident = record.get("id")
+    if type(ident) is not dict:
+        ident = _require_id(record)
     time_text = ident.get("time")
     timestamp, at_timestamp = event_time(time_text, "id.time")
-    unique_qualifier = _require_unique_qualifier(ident)
-    events = _require_events(record)
-    names = [require_str(event, "name", f"events[{index}].name") for index, event in events]
+    unique_qualifier = ident.get("uniqueQualifier")
+    if type(unique_qualifier) is not str or not unique_qualifier:
+        unique_qualifier = _require_unique_qualifier(ident)
+    events = record.get("events")
+    if type(events) is not list or not events:
+        _require_events(record)  # raises: missing, not a list or empty
+    names: list[str] = []
+    for index, event in enumerate(events):
+        name = event.get("name") if type(event) is dict else None
+        if type(name) is not str or not name:
+            _require_events(record)  # raises if this event is not an object
+            name = require_str(event, "name", f"events[{index}].name")
+        names.append(name)
     original = encode_original(record, "activity")
 
-    context = _activity_context(
-        record, ident, time_text, at_timestamp, unique_qualifier, original, len(names)
-    )
+    shared = _activity_context(record, ident, time_text, at_timestamp, unique_qualifier, original)
     results: list[Event] = []
-    for (index, event), name in zip(events, names, strict=True):
+    for index, name in enumerate(names):
         event_id = google_event_key(time_text, unique_qualifier, index)
         mapping = EVENT_MAPPINGS.get(name)
-        document = _document(context, event_id, index, event, name, mapping, ingested)
+        document = _document(shared, event_id, index, events[index], name, mapping, ingested)
+        # Positional: keyword arguments cost a measurable share of a dataclass __init__ here.
         results.append(
-            Event(event_id, timestamp, PROVIDER, name, document, record, mapped=mapping is not None)
+            Event(event_id, timestamp, PROVIDER, name, document, record, mapping is not None)
         )
     return results
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass sets each of these fields through object.__setattr__,
+# which made building one of these per activity cost more than a whole document.
+@dataclass(slots=True)
 class _Activity:
     """The activity-level values every event document of one activity repeats."""
 
@@ -170,56 +186,95 @@ def _activity_context(
     at_timestamp: str,
     unique_qualifier: str,
     original: str,
-    event_count: int,
 ) -> _Activity:
-    """Read the activity-level fields once; mistyped optional ones become decode problems."""
+    """Read the activity-level fields once; mistyped optional ones become decode problems.
+
+    Optional strings are checked inline (``optional_str`` rules: None or a string, else a
+    problem and dropped): this runs for every activity.
+    """
     problems: list[DecodeProblem] = []
-    customer_id = optional_str(ident, "customerId", "id.customerId", problems)
-    application_name = optional_str(ident, "applicationName", "id.applicationName", problems)
-    actor = optional_object(record, "actor", "actor", problems) or {}
-    email = optional_str(actor, "email", "actor.email", problems)
-    profile_id = optional_str(actor, "profileId", "actor.profileId", problems)
-    caller_type = optional_str(actor, "callerType", "actor.callerType", problems)
-    actor_key = optional_str(actor, "key", "actor.key", problems)
-    raw_application_info = optional_object(
-        actor, "applicationInfo", "actor.applicationInfo", problems
-    )
-    application_info = (
-        _application_info(raw_application_info, problems) if raw_application_info else None
-    )
-    ip = optional_str(record, "ipAddress", "ipAddress", problems)
-    if ip is not None and not is_ip(ip):
-        problems.append(problem("ipAddress", INVALID_IP))
-        ip = None
-    owner_domain = optional_str(record, "ownerDomain", "ownerDomain", problems)
-    raw_network_info = optional_object(record, "networkInfo", "networkInfo", problems)
-    network_info = _network_info(raw_network_info, problems) if raw_network_info else None
+    customer_id = ident.get("customerId")
+    if customer_id is not None and type(customer_id) is not str:
+        customer_id = mistyped(problems, "id.customerId")
+    application_name = ident.get("applicationName")
+    if application_name is not None and type(application_name) is not str:
+        application_name = mistyped(problems, "id.applicationName")
+    actor = record.get("actor")
+    if type(actor) is not dict:
+        actor = optional_object(record, "actor", "actor", problems) or {}
+    email = actor.get("email")
+    if email is not None and type(email) is not str:
+        email = mistyped(problems, "actor.email")
+    profile_id = actor.get("profileId")
+    if profile_id is not None and type(profile_id) is not str:
+        profile_id = mistyped(problems, "actor.profileId")
+    caller_type = actor.get("callerType")
+    if caller_type is not None and type(caller_type) is not str:
+        caller_type = mistyped(problems, "actor.callerType")
+    actor_key = actor.get("key")
+    if actor_key is not None and type(actor_key) is not str:
+        actor_key = mistyped(problems, "actor.key")
+    application_info = None
+    if actor.get("applicationInfo") is not None:
+        raw_application_info = optional_object(
+            actor, "applicationInfo", "actor.applicationInfo", problems
+        )
+        if raw_application_info:
+            application_info = _application_info(raw_application_info, problems) or None
+    ip = record.get("ipAddress")
+    if ip is not None:
+        if type(ip) is not str:
+            ip = mistyped(problems, "ipAddress")
+        elif not is_ip(ip):
+            problems.append(problem("ipAddress", INVALID_IP))
+            ip = None
+    owner_domain = record.get("ownerDomain")
+    if owner_domain is not None and type(owner_domain) is not str:
+        owner_domain = mistyped(problems, "ownerDomain")
+    network_info = None
+    if record.get("networkInfo") is not None:
+        raw_network_info = optional_object(record, "networkInfo", "networkInfo", problems)
+        if raw_network_info:
+            network_info = _network_info(raw_network_info, problems) or None
     resource_details = record.get("resourceDetails")
     if resource_details is not None and type(resource_details) is not list:
         problems.append(problem("resourceDetails", INVALID_TYPE))
         resource_details = None
     actor_label = email or profile_id or actor_key or UNKNOWN_ACTOR
     return _Activity(
-        time=time,
-        at_timestamp=at_timestamp,
-        unique_qualifier=unique_qualifier,
-        customer_id=customer_id,
-        application_name=application_name,
-        email=email,
-        profile_id=profile_id,
-        caller_type=caller_type,
-        actor_key=actor_key,
-        application_info=application_info or None,
-        ip=ip,
-        owner_domain=owner_domain,
-        network_info=network_info or None,
-        resource_details=resource_details,
-        problems=problems,
-        message_values={"actor": actor_label, "IP_ADDRESS_IDENTIFIER": ip},
-        actor_label=actor_label,
-        original=original,
-        event_count=event_count,
+        time,
+        at_timestamp,
+        unique_qualifier,
+        customer_id,
+        application_name,
+        email,
+        profile_id,
+        caller_type,
+        actor_key,
+        application_info,
+        ip,
+        owner_domain,
+        network_info,
+        resource_details,
+        problems,
+        {"actor": actor_label, "IP_ADDRESS_IDENTIFIER": ip},
+        actor_label,
+        original,
+        len(record["events"]),
     )
+
+
+# The paths of the first events' fields, so that the common case formats none per event.
+_PATHS = tuple(
+    (f"events[{index}].parameters", f"events[{index}].type", f"events[{index}].resourceIds")
+    for index in range(8)
+)
+
+
+def _event_paths(index: int) -> tuple[str, str, str]:
+    if index < len(_PATHS):
+        return _PATHS[index]
+    return f"events[{index}].parameters", f"events[{index}].type", f"events[{index}].resourceIds"
 
 
 def _document(
@@ -232,9 +287,12 @@ def _document(
     ingested: str,
 ) -> dict[str, Any]:
     """The ECS document of the ``index``-th event; built fresh, sharing no dict with others."""
-    problems = [dict(item) for item in activity.problems]
-    parameters = decode_parameters(event.get("parameters"), problems, f"events[{index}].parameters")
-    event_type = optional_str(event, "type", f"events[{index}].type", problems)
+    parameters_path, type_path, resource_ids_path = _event_paths(index)
+    problems = [dict(item) for item in activity.problems] if activity.problems else []
+    parameters = decode_parameters(event.get("parameters"), problems, parameters_path)
+    event_type = event.get("type")
+    if event_type is not None and type(event_type) is not str:
+        event_type = mistyped(problems, type_path)
     if mapping is not None:
         message = render(mapping.template, activity.message_values, parameters)
         event_type = event_type or mapping.event_type
@@ -249,13 +307,18 @@ def _document(
     calendar: dict[str, Any] = {"event_name": name, "parameters": parameters}
     if event_type is not None:
         calendar["event_type"] = event_type
-    _decode_times(parameters, calendar, problems, index)
+    if not _TIME_PARAMETER_NAMES.isdisjoint(parameters):
+        _decode_times(parameters, calendar, problems, parameters_path)
     resource_ids = event.get("resourceIds")
-    if type(resource_ids) is list and all(type(item) is str for item in resource_ids):
-        calendar["resource_ids"] = resource_ids
-    elif resource_ids is not None:
-        problems.append(problem(f"events[{index}].resourceIds", INVALID_TYPE))
+    if resource_ids is not None:
+        if type(resource_ids) is list and all(type(item) is str for item in resource_ids):
+            calendar["resource_ids"] = resource_ids
+        else:
+            problems.append(problem(resource_ids_path, INVALID_TYPE))
 
+    email = activity.email
+    profile_id = activity.profile_id
+    ip = activity.ip
     google_workspace: dict[str, Any] = {
         "actor": _google_actor(activity),
         "id": _google_id(activity),
@@ -291,14 +354,16 @@ def _document(
         },
         "message": message,
     }
-    user = _user(activity.email, activity.profile_id)
+    user = user_from_email(email) if email else {}
+    if profile_id:
+        user["id"] = profile_id
     target = parameters.get(target_name) if target_name is not None else None
     if type(target) is str and target:
         user["target"] = target_user(target)
     if user:
         document["user"] = user
-    if activity.ip is not None:
-        document["source"] = {"ip": activity.ip}
+    if ip is not None:
+        document["source"] = {"ip": ip}
     user_agent = parameters.get(USER_AGENT_PARAMETER)
     if type(user_agent) is str and user_agent:
         document["user_agent"] = {"original": user_agent}
@@ -306,14 +371,25 @@ def _document(
     if type(url_text) is str and url_text:
         url = url_fields(url_text)
         if url is None:
-            problems.append(problem(f"events[{index}].parameters.{URL_PARAMETER}", INVALID_URL))
+            problems.append(problem(f"{parameters_path}.{URL_PARAMETER}", INVALID_URL))
             url = {"original": url_text}
         document["url"] = url
     if activity.customer_id is not None:
         document["organization"] = {"id": activity.customer_id}
-    related = _related(activity.email, activity.profile_id, activity.ip, parameters)
-    if related:
-        document["related"] = related
+
+    # related.user: the actor, then the people the parameters name (grantees, guests...).
+    users = [email] if email else []
+    if profile_id and profile_id != email:
+        users.append(profile_id)
+    if not _USER_PARAMETER_NAMES.isdisjoint(parameters):
+        for parameter in USER_PARAMETERS:
+            value = parameters.get(parameter)
+            if value and type(value) is str and value not in users:
+                users.append(value)
+    if users:
+        document["related"] = {"user": users, "ip": [ip]} if ip is not None else {"user": users}
+    elif ip is not None:
+        document["related"] = {"ip": [ip]}
     if ecs.outcome == FAILURE:
         error_code = parameters.get(ERROR_CODE_PARAMETER)
         if type(error_code) is str and error_code:
@@ -390,11 +466,16 @@ _TIME_PARAMETERS = (
 )
 
 
+_TIME_PARAMETER_NAMES = frozenset(name for name, *_rest in _TIME_PARAMETERS)
+# Most events name nobody: one set test skips the look-ups of USER_PARAMETERS.
+_USER_PARAMETER_NAMES = frozenset(USER_PARAMETERS)
+
+
 def _decode_times(
     parameters: Mapping[str, Any],
     calendar: dict[str, Any],
     problems: list[DecodeProblem],
-    index: int,
+    path: str,
 ) -> None:
     """Decoded RFC 3339 times next to the raw integers (which stay in ``parameters``)."""
     for name, group, field, decode in _TIME_PARAMETERS:
@@ -403,7 +484,7 @@ def _decode_times(
             continue  # absent, or an undecodable intValue already noted
         text = decode(value)
         if text is None:
-            problems.append(problem(f"events[{index}].parameters.{name}", INVALID_TIME))
+            problems.append(problem(f"{path}.{name}", INVALID_TIME))
         elif group is None:
             calendar[field] = text
         else:
@@ -443,28 +524,3 @@ def _network_info(info: Mapping[str, Any], problems: list[DecodeProblem]) -> dic
     if subdivision is not None:
         mapped["subdivision_code"] = subdivision
     return mapped
-
-
-def _user(email: str | None, profile_id: str | None) -> dict[str, Any]:
-    user = user_from_email(email) if email else {}
-    if profile_id:
-        user["id"] = profile_id
-    return user
-
-
-def _related(
-    email: str | None, profile_id: str | None, ip: str | None, parameters: Mapping[str, Any]
-) -> dict[str, list[str]]:
-    users = [email] if email else []
-    if profile_id and profile_id != email:
-        users.append(profile_id)
-    for name in USER_PARAMETERS:
-        value = parameters.get(name)
-        if value and type(value) is str and value not in users:
-            users.append(value)
-    related: dict[str, list[str]] = {}
-    if users:
-        related["user"] = users
-    if ip is not None:
-        related["ip"] = [ip]
-    return related

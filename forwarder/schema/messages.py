@@ -48,7 +48,8 @@ def render(template: Template, values: Mapping[str, Any], fallback: Mapping[str,
             value = values.get(name)
             if value is None:
                 value = fallback.get(name)
-            parts.append(render_value(value))
+            # Most values are strings already: no call for them.
+            parts.append(value if type(value) is str else render_value(value))
     return "".join(parts)
 
 

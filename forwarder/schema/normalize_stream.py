@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from types import MappingProxyType
 from typing import Any
 
@@ -93,7 +94,7 @@ def normalize_payload(
     return events, failures
 
 
-def _document_records(whole: Any, fmt: _Format) -> list[_Item]:
+def _document_records(whole: Any, fmt: _Format) -> Iterable[_Item]:
     """The records of one JSON document: a page's list, an array, or a single record."""
     page_key = fmt.page_key
     if type(whole) is dict and (
@@ -109,7 +110,8 @@ def _document_records(whole: Any, fmt: _Format) -> list[_Item]:
         # Anything else is one record (a one-line NDJSON input parses as a whole document);
         # the normalizer says whether it is a valid one.
         return [(whole, None)]
-    return [(record, None) for record in whole]
+    # A page of up to 1000 records: pair them lazily rather than build a list of pairs.
+    return zip(whole, repeat(None))
 
 
 def _ndjson_records(data: bytes) -> Iterator[_Item]:

@@ -34,6 +34,7 @@ _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 # ASCII digits only: int() would also accept "1_000", " 12 " and non-ASCII digits.
 _INT_TEXT = re.compile(r"-?[0-9]{1,19}")
+_SAFE_DIGITS = 18
 # Nested messageValue depth well beyond anything Google sends; bounds the recursion.
 MAX_DEPTH = 16
 
@@ -54,6 +55,14 @@ def decode_parameters(
         problems.append(problem(path, INVALID_TYPE))
         return decoded
     for index, parameter in enumerate(parameters):
+        if type(parameter) is dict:
+            # The common case, decoded inline: a new name with a string ``value`` (which
+            # _decode_one checks first, so the result is the same).
+            name = parameter.get("name")
+            value = parameter.get("value")
+            if type(name) is str and type(value) is str and name not in decoded:
+                decoded[name] = value
+                continue
         # type() first: isinstance against the Mapping ABC is several times slower.
         if type(parameter) is not dict and not isinstance(parameter, Mapping):
             problems.append(problem(f"{path}[{index}]", INVALID_TYPE))
@@ -110,6 +119,9 @@ def _decode_one(
 
 def _to_int(value: Any) -> int | None:
     if type(value) is str:
+        # Up to 18 ASCII digits is always an int64: no regex, no range check.
+        if len(value) <= _SAFE_DIGITS and value.isdigit() and value.isascii():
+            return int(value)
         if _INT_TEXT.fullmatch(value) is None:
             return None
         value = int(value)

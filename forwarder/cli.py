@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Sequence
@@ -95,6 +96,8 @@ def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(signum, stop.set)
         await Daemon(config).run(stop)
 
+    _tune_garbage_collector()
+
     try:
         asyncio.run(run())
     except ConfigError as error:
@@ -104,6 +107,16 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as error:
         return _fail(EXIT_RUNTIME, f"cannot start: {error}")
     return EXIT_OK
+
+
+def _tune_garbage_collector() -> None:
+    """Normalized documents are acyclic and freed by reference counting, but each one holds
+    a dozen containers that the cyclic collector would otherwise walk again and again
+    (measured: the largest remaining cost of the hot path). Collect less often, and never
+    scan what was loaded at start."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -43,10 +43,19 @@ class CalendlySourceConfig(SecretSource):
     initial_lookback: Duration = 86400.0
     request_timeout: Duration = 30.0
     max_attempts: int = Field(default=5, ge=1)
+    # Catch-up when more than `backfill_window` behind: windows (the first ones
+    # `backfill_window` long, then sized to about a page each) read
+    # `backfill_concurrency` at a time (1: one request at a time), each buffering at most
+    # `backfill_buffer_pages` pages ahead of the pipeline.
+    backfill_concurrency: int = Field(default=4, ge=1, le=32)
+    backfill_window: Duration = 86400.0
+    backfill_buffer_pages: int = Field(default=2, ge=1, le=100)
 
     @model_validator(mode="after")
     def _one_token(self) -> CalendlySourceConfig:
         self._exactly_one(self.token, self.token_file, "token")
+        if self.backfill_window < 60:
+            raise ValueError("backfill_window must be at least 60s")
         return self
 
 
@@ -67,6 +76,10 @@ class GoogleCalendarSourceConfig(Strict):
     initial_lookback: Duration = 86400.0
     request_timeout: Duration = 60.0
     max_attempts: int = Field(default=6, ge=1)
+    # Catch-up when far behind: settled `max_window` windows read `backfill_concurrency`
+    # at a time, each buffering at most `backfill_buffer_pages` pages.
+    backfill_concurrency: int = Field(default=4, ge=1, le=32)
+    backfill_buffer_pages: int = Field(default=2, ge=1, le=100)
 
     @model_validator(mode="after")
     def _windows(self) -> GoogleCalendarSourceConfig:

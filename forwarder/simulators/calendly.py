@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import random
 from bisect import bisect_left, bisect_right
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ from forwarder.simulators.httputil import (
     bearer_token,
     date_from,
     json_response,
+    latency,
     raw_json_response,
     reset_connection,
     transport_fault,
@@ -50,6 +52,8 @@ from forwarder.simulators.timeline import Timeline, format_micros, to_micros
 
 DEFAULT_ORGANIZATION_URI = f"{API_BASE}/organizations/SIMORGANIZATION0"
 LIST_ROUTE = "/activity_log_entries"
+# Ordered result sets kept for paging (one per query being paged through at once).
+ORDERED_CACHE_SIZE = 64
 
 
 @dataclass
@@ -71,6 +75,8 @@ class CalendlyConfig:
     max_total_count: int = 10_000
     """``total_count`` stops here and ``exceeds_max_total_count`` turns true."""
     domain: str = "example.com"
+    latency_seconds: float = 0.0
+    """Real time every API request waits before it is handled (network + backend)."""
 
 
 @dataclass(slots=True)
@@ -85,6 +91,10 @@ class _Row:
         if self._blob is None:
             self._blob = orjson.dumps(self.entry).decode().lower()
         return self._blob
+
+
+# (sort key, raw sort values, row) of one selected row.
+_Ordered = tuple[tuple[Any, ...], list[Any], _Row]
 
 
 def _rate_headers(decision: RateDecision) -> dict[str, str]:
@@ -129,6 +139,9 @@ class CalendlySimulator:
         self._row_times: list[int] = []
         self._injected: list[_Row] = []
         self._limiter = FixedWindowLimiter(config.rate_limit_per_minute, clock)
+        self._ordered_cache: OrderedDict[
+            tuple[str, int, int, tuple[int, ...]], tuple[list[tuple[Any, ...]], list[_Ordered]]
+        ] = OrderedDict()
         secret = hashlib.sha256(f"{self._seed}:page-token".encode()).digest()
         self._page_tokens = PageTokenCodec(secret)
 
@@ -195,7 +208,9 @@ class CalendlySimulator:
 
     def app(self) -> web.Application:
         """The aiohttp application: the API route and the ``/_sim/`` helpers."""
-        application = web.Application(middlewares=[self.stats.middleware()])
+        application = web.Application(
+            middlewares=[self.stats.middleware(), latency(self.config.latency_seconds)]
+        )
         application.router.add_get(LIST_ROUTE, self._list_entries, name="activity_log_entries")
         add_sim_routes(application, faults=self.faults, stats=self.stats, truth=self.truth)
         application.on_response_prepare.append(date_from(self.clock))
@@ -313,18 +328,45 @@ class CalendlySimulator:
             raise PageTokenError("page token does not fit this query")
         return direction, composite_key(values, query.sort)
 
-    def _page(self, request: web.Request, query: CalendlyQuery) -> dict[str, Any]:
-        query_hash = PageTokenCodec.query_hash(query.identity)
-        cursor = self._cursor(query, query_hash)
-        now_us = to_micros(self.clock.now())
-        ordered = []
-        for row in self._rows_until(now_us):
+    def _ordered(
+        self, query: CalendlyQuery, query_hash: str, now_us: int
+    ) -> tuple[list[tuple[Any, ...]], list[_Ordered]]:
+        """The rows the query selects at ``now_us``, in its order, with their sort keys.
+
+        Only rows inside the query's time bounds are looked at (the generated rows are in
+        time order), and the result is cached while the selection cannot change (same
+        query, same range of generated rows, same injected rows visible): paging through
+        a 100k-entry history then costs a bisection per page, not a sort of the whole log.
+        """
+        self._generate_until(now_us)
+        low = 0 if query.min_us is None else bisect_left(self._row_times, query.min_us)
+        upper = now_us if query.max_us is None else min(now_us, query.max_us)
+        high = bisect_right(self._row_times, upper)
+        injected = tuple(i for i, row in enumerate(self._injected) if row.time_us <= now_us)
+        cache_key = (query_hash, low, high, injected)
+        cached = self._ordered_cache.get(cache_key)
+        if cached is not None:
+            self._ordered_cache.move_to_end(cache_key)
+            return cached
+        candidates = self._rows[low:high] + [self._injected[i] for i in injected]
+        ordered: list[_Ordered] = []
+        for row in candidates:
             if self._matches(row, query):
                 values = [sort_value(row.entry, row.time_us, spec.field) for spec in query.sort]
                 values.append(row.entry["uri"])
                 ordered.append((composite_key(values, query.sort), values, row))
         ordered.sort(key=lambda item: item[0])
-        keys = [item[0] for item in ordered]
+        result = ([item[0] for item in ordered], ordered)
+        self._ordered_cache[cache_key] = result
+        while len(self._ordered_cache) > ORDERED_CACHE_SIZE:
+            self._ordered_cache.popitem(last=False)
+        return result
+
+    def _page(self, request: web.Request, query: CalendlyQuery) -> dict[str, Any]:
+        query_hash = PageTokenCodec.query_hash(query.identity)
+        cursor = self._cursor(query, query_hash)
+        now_us = to_micros(self.clock.now())
+        keys, ordered = self._ordered(query, query_hash, now_us)
 
         if cursor is None:
             start = 0

@@ -50,6 +50,7 @@ from forwarder.simulators.httputil import (
     bearer_token,
     date_from,
     json_response,
+    latency,
     raw_json_response,
     reset_connection,
     transport_fault,
@@ -88,6 +89,8 @@ class GoogleConfig:
     late_lag: float = 5400.0
     tie_fraction: float = 0.05
     project_id: str = "forwarder-sim"
+    latency_seconds: float = 0.0
+    """Real time every API request (token endpoint too) waits before it is handled."""
 
 
 @dataclass(slots=True)
@@ -270,7 +273,9 @@ class GoogleReportsSimulator:
 
     def app(self) -> web.Application:
         """The aiohttp application: token endpoint, ``activities.list`` and ``/_sim/``."""
-        application = web.Application(middlewares=[self.stats.middleware()])
+        application = web.Application(
+            middlewares=[self.stats.middleware(), latency(self.config.latency_seconds)]
+        )
         application.router.add_post(TOKEN_ROUTE, self._token, name="token")
         application.router.add_get(ACTIVITIES_ROUTE, self._list_activities, name="activities")
         add_sim_routes(application, faults=self.faults, stats=self.stats, truth=self.truth)

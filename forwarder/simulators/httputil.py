@@ -41,6 +41,23 @@ def date_from(clock: Any) -> Callable[[web.Request, web.StreamResponse], Awaitab
     return stamp
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def latency(seconds: float) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """A middleware delaying every API request (not ``/_sim/``) by ``seconds`` of real
+    time before it is handled, like the network and backend time of a real API. Rate
+    limits count the request when it is handled, as before."""
+
+    @web.middleware
+    async def delay(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if seconds > 0 and not request.path.startswith("/_sim/"):
+            await asyncio.sleep(seconds)
+        return await handler(request)
+
+    return delay
+
+
 class ResetResponse(web.Response):
     """Stands for a dropped connection: nothing of it reaches the client."""
 

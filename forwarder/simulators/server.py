@@ -63,6 +63,10 @@ class SimulatorSettings:
     google_late_lag: float = 5400.0
     calendly_rate_limit: int = 500
     google_quota: int = 2400
+    calendly_latency: float = 0.0
+    """Real seconds each Calendly API request waits before it is handled (e.g. 0.15)."""
+    google_latency: float = 0.0
+    """Real seconds each Google API request (token endpoint too) waits."""
     host: str = "127.0.0.1"
     calendly_port: int = 0
     google_port: int = 0
@@ -236,6 +240,7 @@ class SimulatorServer:
             organization_uri=s.organization,
             rate_limit_per_minute=s.calendly_rate_limit,
             domain=s.domain,
+            latency_seconds=s.calendly_latency,
         )
 
     def _google_config(self, start: float) -> GoogleConfig:
@@ -254,6 +259,7 @@ class SimulatorServer:
             max_lag=s.google_max_lag,
             late_fraction=s.google_late_fraction,
             late_lag=s.google_late_lag,
+            latency_seconds=s.google_latency,
         )
 
     async def stop(self) -> None:
@@ -298,6 +304,16 @@ def _timestamp(value: str) -> float:
         raise argparse.ArgumentTypeError(f"not an RFC 3339 timestamp: {value!r}") from None
 
 
+def _latency(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0.0 <= seconds <= 60.0:
+        raise argparse.ArgumentTypeError(f"latency must be 0..60 seconds: {value!r}")
+    return seconds
+
+
 def build_arg_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``simulate`` flags to ``parser`` (an argparse subparser) and return it."""
     d = SimulatorSettings()
@@ -315,6 +331,18 @@ def build_arg_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     add("--google-late-lag", type=float, default=d.google_late_lag, help="seconds")
     add("--calendly-rate-limit", type=int, default=d.calendly_rate_limit, help="requests/min")
     add("--google-quota", type=int, default=d.google_quota, help="queries/min")
+    add(
+        "--calendly-latency",
+        type=_latency,
+        default=d.calendly_latency,
+        help="seconds each Calendly request waits before it is answered (e.g. 0.15)",
+    )
+    add(
+        "--google-latency",
+        type=_latency,
+        default=d.google_latency,
+        help="seconds each Google request waits before it is answered (e.g. 0.15)",
+    )
     add("--host", default=d.host)
     add("--calendly-port", type=int, default=d.calendly_port, help="0: ephemeral")
     add("--google-port", type=int, default=d.google_port, help="0: ephemeral")
@@ -345,6 +373,8 @@ def settings_from_args(args: argparse.Namespace) -> SimulatorSettings:
         google_late_lag=args.google_late_lag,
         calendly_rate_limit=args.calendly_rate_limit,
         google_quota=args.google_quota,
+        calendly_latency=args.calendly_latency,
+        google_latency=args.google_latency,
         host=args.host,
         calendly_port=args.calendly_port,
         google_port=args.google_port,

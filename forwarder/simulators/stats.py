@@ -16,10 +16,13 @@ SIM_PREFIX = "/_sim/"
 
 
 class RequestStats:
-    """How many API requests each route answered with each status (``reset`` for drops)."""
+    """How many API requests each route answered with each status (``reset`` for drops),
+    and how many were being served at once (tests of concurrent clients read the peak)."""
 
     def __init__(self) -> None:
         self._counts: Counter[tuple[str, str]] = Counter()
+        self.in_flight = 0
+        self.peak_in_flight = 0
 
     def record(self, route: str, status: int | str) -> None:
         self._counts[(route, str(status))] += 1
@@ -42,6 +45,7 @@ class RequestStats:
             "total": sum(by_status.values()),
             "by_status": dict(by_status),
             "by_route": by_route,
+            "peak_in_flight": self.peak_in_flight,
         }
 
     def middleware(self) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
@@ -52,11 +56,15 @@ class RequestStats:
             if request.path.startswith(SIM_PREFIX):
                 return await handler(request)
             route = request.match_info.route.name or request.path
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
             try:
                 response = await handler(request)
             except web.HTTPException as exc:
                 self.record(route, exc.status)
                 raise
+            finally:
+                self.in_flight -= 1
             self.record(route, "reset" if isinstance(response, ResetResponse) else response.status)
             return response
 

@@ -15,13 +15,20 @@ class SourceError(Exception):
 
 
 class TransientSourceError(SourceError):
-    """Network trouble, 5xx, rate limits: worth retrying after ``retry_after`` seconds."""
+    """Network trouble, 5xx, rate limits: worth retrying after ``retry_after`` seconds.
+
+    ``rate_limited``: the API asked this client to slow down (429, a quota error), so
+    every request of the source should wait, not only the one refused.
+    """
 
     error_type = "transient"
 
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
+    def __init__(
+        self, message: str, retry_after: float | None = None, *, rate_limited: bool = False
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
 
 
 class MalformedResponseError(TransientSourceError):
@@ -44,6 +51,10 @@ class Source(Protocol):
     source order, each carrying the checkpoint to commit after it. The pipeline awaits
     between batches, which is how backpressure reaches the API calls. When ``poll`` raises,
     the source's in-memory position is the one after the last batch it yielded.
+
+    A source far behind may read several time windows concurrently
+    (:mod:`forwarder.sources.backfill`), but it still yields batches in source order, and
+    reads ahead only into a bounded buffer that stops filling while the pipeline waits.
     """
 
     id: str

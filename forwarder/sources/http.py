@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import aiohttp
@@ -102,8 +102,11 @@ class ApiClient:
 
     async def retrying(self, attempt: Callable[[], Awaitable[Result]]) -> Result:
         """Run ``attempt`` until it succeeds, retrying :class:`TransientSourceError`
-        up to ``max_attempts`` times with backoff (at least any ``retry_after``)."""
-        self._backoff.reset()
+        up to ``max_attempts`` times with backoff (at least any ``retry_after``).
+
+        Each call has its own backoff state: a source reading several windows at once
+        runs several of these concurrently."""
+        backoff = replace(self._backoff, attempt=0)
         for number in range(1, self._max_attempts + 1):
             try:
                 return await attempt()
@@ -111,7 +114,7 @@ class ApiClient:
                 self._metrics.source_errors.labels(self.source_id, error.error_type).inc()
                 if number == self._max_attempts:
                     raise
-                delay = self._backoff.next_delay(error.retry_after)
+                delay = backoff.next_delay(error.retry_after)
                 if isinstance(error, MalformedResponseError):
                     # Rare and worth a look (API change, proxy truncating bodies): not debug.
                     self._log.warning("malformed_response", attempt=number, error=str(error))

@@ -15,11 +15,25 @@ Each window starts at ``min(watermark, final_before)``, so the trailing settle w
 re-scanned on every poll, and the ``seen`` ids make each event count exactly once. Page
 batches inside a window add to ``seen`` without moving the watermark; the last page of
 the window moves it.
+
+Catch-up (parallel backfill): a window that ends more than ``settle_window`` before the
+poll started is *settled*: once it is read, ``final_before`` reaches its end, so the next
+window starts exactly where it ended. The starts of all settled windows are therefore
+known in advance, and they are read ``backfill_concurrency`` at a time by
+:class:`~forwarder.sources.backfill.OrderedWindowFetcher`, each newest first with its own
+page tokens, and handed on in window order through the same page logic as a sequential
+read (``scanned_at`` is when the window's first request went out, the conservative
+choice). Before a prefetched window is used its planned start is checked against
+``window_start``; should they ever differ (the API's clock moved), the prefetch is dropped
+and reading goes on sequentially. The windows inside the settle window, whose starts
+depend on when the previous one was scanned, are always read one after the other.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -29,12 +43,14 @@ from forwarder.events import Batch, DeadLetter, Event
 from forwarder.observability.metrics import Metrics
 from forwarder.schema.errors import MalformedRecordError
 from forwarder.schema.google_calendar import normalize_activity
+from forwarder.sources.backfill import BackfillStats, OrderedWindowFetcher
 from forwarder.sources.base import (
     CredentialsError,
     MalformedResponseError,
     SourceError,
     TransientSourceError,
 )
+from forwarder.sources.gate import RequestGate
 from forwarder.sources.google.auth import ServiceAccountTokenProvider
 from forwarder.sources.http import ApiClient, ApiResponse
 from forwarder.timeutil import format_rfc3339
@@ -47,6 +63,22 @@ QUOTA_RETRY_SECONDS = 5.0
 # Windows shorter than this are not worth a request (and the API needs start < end).
 MIN_WINDOW_SECONDS = 1.0
 CLOCK_SKEW_TOLERANCE = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class ReportWindow:
+    """``startTime`` (inclusive) .. ``endTime`` (exclusive), Unix seconds."""
+
+    start: float
+    end: float
+
+
+@dataclass(frozen=True, slots=True)
+class WindowPage:
+    """One page of a window, with when the window's first request went out (API clock)."""
+
+    scanned_at: float
+    body: dict[str, Any]
 
 
 class GoogleCalendarSource:
@@ -78,6 +110,8 @@ class GoogleCalendarSource:
         # the API's clock, or a fast host would ask for a future endTime (refused) and a
         # slow one would settle events too early.
         self.clock_offset = 0.0
+        self.gate = RequestGate(clock, config.backfill_concurrency)
+        self.backfill = BackfillStats()
 
     def _api_now(self) -> float:
         return self._clock.now() + self.clock_offset
@@ -113,17 +147,62 @@ class GoogleCalendarSource:
 
     async def poll(self) -> AsyncIterator[Batch]:
         horizon = self._api_now() - self._config.end_margin
-        while horizon - self.watermark >= MIN_WINDOW_SECONDS:
-            start = self.window_start
-            end = min(horizon, self.watermark + self._config.max_window)
-            async for batch in self._read_window(start, end):
+        settled = self._settled_windows(horizon)
+        if len(settled) > 1:
+            async for batch in self._backfill(settled):
                 yield batch
+        while horizon - self.watermark >= MIN_WINDOW_SECONDS:
+            window = ReportWindow(
+                self.window_start, min(horizon, self.watermark + self._config.max_window)
+            )
+            async with aclosing(self._window_pages(window)) as pages:
+                async for page in pages:
+                    yield self._page_batch(window, page)
 
-    async def _read_window(self, start: float, end: float) -> AsyncIterator[Batch]:
+    def _settled_windows(self, horizon: float) -> list[ReportWindow]:
+        """The windows a sequential read would take next that end before the settle
+        window, with their starts: each starts where the previous one ends."""
+        if self._config.backfill_concurrency <= 1:
+            return []
+        settled_until = self._api_now() - self._config.settle_window
+        windows: list[ReportWindow] = []
+        start, watermark = self.window_start, self.watermark
+        while horizon - watermark >= MIN_WINDOW_SECONDS:
+            end = min(horizon, watermark + self._config.max_window)
+            if end > settled_until:
+                break
+            windows.append(ReportWindow(start, end))
+            start = watermark = end
+        return windows
+
+    async def _backfill(self, windows: list[ReportWindow]) -> AsyncIterator[Batch]:
+        """Read settled windows concurrently; hand their pages on in window order."""
+        fetcher: OrderedWindowFetcher[ReportWindow, WindowPage] = OrderedWindowFetcher(
+            windows,
+            self._window_pages,
+            concurrency=self._config.backfill_concurrency,
+            buffer_pages=self._config.backfill_buffer_pages,
+            stats=self.backfill,
+            name=f"{self.id}:backfill",
+        )
+        current: ReportWindow | None = None
+        async with aclosing(fetcher.pages()) as pages:
+            async for window, page in pages:
+                if window is not current:
+                    if window.start != self.window_start:
+                        # Planned on a clock that has moved since (the API's Date header
+                        # changed the offset): drop the prefetch, read on sequentially.
+                        self.backfill.replanned += 1
+                        return
+                    current = window
+                yield self._page_batch(window, page)
+
+    async def _window_pages(self, window: ReportWindow) -> AsyncIterator[WindowPage]:
+        """Every page of one window (newest first, following ``nextPageToken``)."""
         scanned_at = self._api_now()
         base_params = {
-            "startTime": format_rfc3339(start),
-            "endTime": format_rfc3339(end),
+            "startTime": format_rfc3339(window.start),
+            "endTime": format_rfc3339(window.end),
             "maxResults": str(self._config.page_size),
         }
         if self._config.customer_id:
@@ -134,19 +213,24 @@ class GoogleCalendarSource:
             if page_token:
                 params["pageToken"] = page_token
             page = await self._client.retrying(lambda params=params: self._fetch(params))
+            yield WindowPage(scanned_at, page)
             page_token = page.get("nextPageToken") or None
-            events, dead = self._accept(page.get("items") or [])
             if page_token is None:
-                # The whole window is read: move the watermark and prune the seen ids.
-                self.watermark = end
-                self.final_before = max(
-                    self.final_before, min(end, scanned_at - self._config.settle_window)
-                )
-                keep_from = self.window_start
-                self.seen = {key: when for key, when in self.seen.items() if when >= keep_from}
-                yield Batch(self.id, events, self.checkpoint(), dead, self.window_start)
                 return
-            yield Batch(self.id, events, self.checkpoint(), dead, self.window_start)
+
+    def _page_batch(self, window: ReportWindow, page: WindowPage) -> Batch:
+        """The batch of one page, in order; the window's last page moves the watermark."""
+        events, dead = self._accept(page.body.get("items") or [])
+        if not page.body.get("nextPageToken"):
+            # The whole window is read: move the watermark and prune the seen ids.
+            self.watermark = window.end
+            self.final_before = max(
+                self.final_before,
+                min(window.end, page.scanned_at - self._config.settle_window),
+            )
+            keep_from = self.window_start
+            self.seen = {key: when for key, when in self.seen.items() if when >= keep_from}
+        return Batch(self.id, events, self.checkpoint(), dead, self.window_start)
 
     def _accept(self, items: list[Any]) -> tuple[list[Event], list[DeadLetter]]:
         ingested = format_rfc3339(self._clock.now())
@@ -186,14 +270,18 @@ class GoogleCalendarSource:
     async def _fetch(self, params: dict[str, str]) -> dict[str, Any]:
         token = await self._tokens.token()
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-        sent_at = self._clock.now()
-        response = await self._client.request("GET", self._url, params=params, headers=headers)
+        async with self.gate.slot():
+            sent_at = self._clock.now()
+            response = await self._client.request("GET", self._url, params=params, headers=headers)
         self._note_server_time(response, sent_at)
         if response.status == 401:
             # Expired or revoked: fetch a new token once, then give up with a clear error.
             self._tokens.invalidate()
             headers["Authorization"] = f"Bearer {await self._tokens.token()}"
-            response = await self._client.request("GET", self._url, params=params, headers=headers)
+            async with self.gate.slot():
+                response = await self._client.request(
+                    "GET", self._url, params=params, headers=headers
+                )
         if response.status == 200:
             page = response.json_object()
             items = page.get("items", [])
@@ -206,8 +294,13 @@ class GoogleCalendarSource:
             token_value = page.get("nextPageToken")
             if token_value is not None and not isinstance(token_value, str):
                 raise MalformedResponseError("'nextPageToken' is not a string")
+            self.gate.succeeded()
             return page
-        raise _error(response)
+        error = _error(response)
+        if isinstance(error, TransientSourceError) and error.rate_limited:
+            # Quota errors hold every request of this source, not only this one.
+            self.gate.throttle(error.retry_after or QUOTA_RETRY_SECONDS)
+        raise error
 
     def _note_server_time(self, response: ApiResponse, sent_at: float) -> None:
         date = response.headers.get("Date")
@@ -230,11 +323,18 @@ def _error(response: ApiResponse) -> SourceError:
     status = response.status
     message, reasons = _google_error(response)
     if status == 403 and reasons & QUOTA_REASONS:
-        return TransientSourceError(f"quota exceeded (HTTP 403 {message})", QUOTA_RETRY_SECONDS)
+        return TransientSourceError(
+            f"quota exceeded (HTTP 403 {message})", QUOTA_RETRY_SECONDS, rate_limited=True
+        )
     if status == 429 or status >= 500:
         retry_after = response.headers.get("Retry-After")
         delay = float(retry_after) if retry_after and retry_after.isdigit() else None
-        return TransientSourceError(f"HTTP {status}: {message}", delay)
+        # 429, and a 503 that names a wait, ask every client to slow down.
+        return TransientSourceError(
+            f"HTTP {status}: {message}",
+            delay,
+            rate_limited=status == 429 or (status == 503 and delay is not None),
+        )
     if status in (401, 403):
         return CredentialsError(
             f"access refused (HTTP {status}: {message}); the delegated admin needs the "

@@ -23,6 +23,7 @@ from forwarder.schema.calendly import PROVIDER as CALENDLY
 from forwarder.schema.google_calendar import PROVIDER as GOOGLE_CALENDAR
 from forwarder.schema.ocsf.calendly import calendly_to_ocsf
 from forwarder.schema.ocsf.classes import OCSF_VERSION
+from forwarder.schema.ocsf.common import as_object
 from forwarder.schema.ocsf.google import google_to_ocsf
 
 __all__ = ["OCSF_VERSION", "to_ocsf"]
@@ -36,7 +37,13 @@ def to_ocsf(event: Event, *, raw_data: bool = True) -> dict[str, Any]:
     Raises ValueError only for an event of another provider.
     """
     if event.provider == GOOGLE_CALENDAR:
-        return google_to_ocsf(event, raw_data=raw_data)
-    if event.provider == CALENDLY:
-        return calendly_to_ocsf(event, raw_data=raw_data)
-    raise ValueError(f"no OCSF mapping for provider {event.provider!r}")
+        out = google_to_ocsf(event)
+    elif event.provider == CALENDLY:
+        out = calendly_to_ocsf(event)
+    else:
+        raise ValueError(f"no OCSF mapping for provider {event.provider!r}")
+    if raw_data:
+        original = as_object(event.document.get("event")).get("original")
+        if type(original) is str:
+            out["raw_data"] = original
+    return out

@@ -51,7 +51,7 @@ ACCOUNT_TYPE = "Calendly Organization"
 _ROLE_TYPES = {"owner": USER_TYPE_ADMIN, "admin": USER_TYPE_ADMIN, "user": USER_TYPE_USER}
 
 
-def calendly_to_ocsf(event: Event, *, raw_data: bool = True) -> dict[str, Any]:
+def calendly_to_ocsf(event: Event) -> dict[str, Any]:
     """One Calendly Activity Log event as an OCSF event (see ``to_ocsf``)."""
     document = event.document
     calendly = as_object(document.get("calendly"))
@@ -95,10 +95,6 @@ def calendly_to_ocsf(event: Event, *, raw_data: bool = True) -> dict[str, Any]:
         out["http_request"] = {"user_agent": user_agent}
     put(unmapped, "decode_problems", calendly.get("decode_problems"))
     put(out, "unmapped", unmapped)
-    if raw_data:
-        original = as_object(document.get("event")).get("original")
-        if type(original) is str:
-            out["raw_data"] = original
     return out
 
 

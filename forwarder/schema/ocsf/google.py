@@ -72,7 +72,7 @@ class _Context:
     ip: str | None
 
 
-def google_to_ocsf(event: Event, *, raw_data: bool = True) -> dict[str, Any]:
+def google_to_ocsf(event: Event) -> dict[str, Any]:
     """One Google Calendar event as an OCSF event (see :func:`forwarder.schema.ocsf.to_ocsf`)."""
     document = event.document
     workspace = as_object(document.get("google_workspace"))
@@ -118,10 +118,6 @@ def google_to_ocsf(event: Event, *, raw_data: bool = True) -> dict[str, Any]:
             if value is not None:
                 unmapped[key] = value
     put(out, "unmapped", unmapped)
-    if raw_data:
-        original = as_object(document.get("event")).get("original")
-        if type(original) is str:
-            out["raw_data"] = original
     return out
 
 

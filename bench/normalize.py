@@ -3,14 +3,16 @@
     .venv/bin/python bench/normalize.py [records] [--rounds 7] [--cpu N] [--json PATH]
 
 For each provider the same simulator records are measured three ways, interleaved, in
-the same process (GC on, as in production):
+the same process, with the garbage collector tuned as the daemon tunes it (``--gc default``
+for Python's defaults):
 
 - **path**: what the daemon does per API response. One page (of the sources' default
   ``page_size``: 100 Calendly entries, 1000 Google activities) is parsed with ``orjson.loads``,
   every record is normalized (through ``normalize_payload``, the ``forwarder normalize``
   entry point, which calls the same ``normalize_entry`` / ``normalize_activity`` as the
-  sources) and every event is encoded as the sinks do (``Event.encoded("ecs")``). The
-  events of a page are then dropped, as the daemon drops a batch once delivered.
+  sources) and every event is encoded to ECS and sealed right after its record, as the
+  sources do (``Event.seal``). The events of a page are then dropped, as the daemon drops
+  a batch once delivered.
 - **normalize**: the normalizer alone on already parsed records (no parsing, no encoding;
   the events of a page are kept until its end, as in a batch).
 - **ceiling**: ``orjson.dumps(orjson.loads(line))`` for every record as one compact JSON
@@ -40,6 +42,7 @@ from typing import Any
 
 import orjson
 
+from forwarder.cli import tune_garbage_collector
 from forwarder.clock import ManualClock
 from forwarder.config.model import CalendlySourceConfig, GoogleCalendarSourceConfig
 from forwarder.events import Event
@@ -120,10 +123,11 @@ def _path(provider: str, pages: list[bytes], hold: int) -> Callable[[], None]:
         # garbage collector walks through on top of the page at hand.
         queued: deque[Event] = deque(maxlen=hold)
         for page in pages:
-            events, failures = normalize_payload(provider, page, ingested=INGESTED)
+            # Sealed as the sources do when no sink reads documents (the default sinks).
+            events, failures = normalize_payload(
+                provider, page, ingested=INGESTED, seal_formats=("ecs",)
+            )
             assert not failures
-            for event in events:
-                event.encoded("ecs")
             if hold:
                 queued.extend(events)
 
@@ -227,6 +231,12 @@ def main() -> None:
         help="keep the last N events alive in the path, as a full pipeline queue does "
         "(pipeline.queue_capacity, 10000 by default) when the sinks fall behind",
     )
+    parser.add_argument(
+        "--gc",
+        choices=("daemon", "default"),
+        default="daemon",
+        help="the garbage collector as `forwarder run` tunes it, or Python's defaults",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     if args.cpu is not None:
@@ -236,6 +246,8 @@ def main() -> None:
         provider: (_pages(provider, records), [orjson.dumps(record) for record in records])
         for provider, records in samples(args.records).items()
     }
+    if args.gc == "daemon":
+        tune_garbage_collector()
     results = [measure(provider, *data[provider], args.rounds, args.hold) for provider in data]
     header = (
         "provider", "records", "events", "events/s", "µs/event", "norm µs/ev",
@@ -256,6 +268,7 @@ def main() -> None:
             "orjson": orjson.__version__,
             "rounds": args.rounds,
             "hold": args.hold,
+            "gc": args.gc,
             "results": [
                 {**result.summary(), "rounds": asdict(result)["rounds"]} for result in results
             ],

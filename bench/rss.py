@@ -35,6 +35,9 @@ from forwarder.sinks.base import SendResult
 from forwarder.timeutil import format_rfc3339
 
 PAGE = 1000
+# What the daemon has the sources seal events in for a sink that does not read documents
+# (every sink but syslog): each event is encoded and its document released at once.
+SINK_FORMATS = ("ecs",)
 
 
 def _activity(n: int) -> dict[str, Any]:
@@ -75,6 +78,7 @@ class SyntheticSource:
     def __init__(self, total: int) -> None:
         self.total = total
         self.produced = 0
+        self.seal_formats: tuple[str, ...] | None = SINK_FORMATS
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
         return None
@@ -84,7 +88,10 @@ class SyntheticSource:
         for start in range(0, self.total, PAGE):
             events: list[Event] = []
             for n in range(start, min(start + PAGE, self.total)):
-                events.extend(normalize_activity(_activity(n), ingested=ingested))
+                normalized = normalize_activity(_activity(n), ingested=ingested)
+                for event in normalized:
+                    event.seal(SINK_FORMATS)
+                events.extend(normalized)
             self.produced += len(events)
             yield Batch(self.id, events, {"next": start + PAGE}, cursor_time=1_800_000_000)
 
@@ -95,6 +102,7 @@ class SyntheticSource:
 class SlowSink:
     id = "slow"
     format = "ecs"
+    reads_documents = False
 
     def __init__(self, delay: float) -> None:
         self.delay = delay

@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(signum, stop.set)
         await Daemon(config).run(stop)
 
-    _tune_garbage_collector()
+    tune_garbage_collector()
 
     try:
         asyncio.run(run())
@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _tune_garbage_collector() -> None:
+def tune_garbage_collector() -> None:
     """Normalized documents are acyclic and freed by reference counting, but each one holds
     a dozen containers that the cyclic collector would otherwise walk again and again
     (measured: the largest remaining cost of the hot path). Collect less often, and never
@@ -202,7 +202,9 @@ def _normalize(args: argparse.Namespace) -> int:
     from forwarder.timeutil import format_rfc3339
 
     data = sys.stdin.buffer.read()
-    events, failures = normalize_payload(args.source, data, ingested=format_rfc3339(time.time()))
+    events, failures = normalize_payload(
+        args.source, data, ingested=format_rfc3339(time.time()), seal_formats=(args.format,)
+    )
     out = sys.stdout.buffer
     for event in events:
         out.write(event.encoded(args.format) + b"\n")

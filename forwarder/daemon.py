@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,14 @@ def build_sink(sink_id: str, config: SinkConfig, metrics: Metrics) -> Sink:
 
         return HttpSink(sink_id, config, metrics)
     raise AssertionError(f"no sink for {config!r}")
+
+
+def event_seal_formats(sinks: Sequence[Sink]) -> tuple[str, ...] | None:
+    """The formats the sources encode each event in at once (every sink's format), or
+    ``None`` to keep the documents because a sink reads them field by field."""
+    if any(sink.reads_documents for sink in sinks):
+        return None
+    return tuple(dict.fromkeys(sink.format for sink in sinks))
 
 
 def build_source(source_id: str, config: SourceConfig, metrics: Metrics, clock: Clock) -> Source:
@@ -170,8 +179,10 @@ class Daemon:
                 cleanup.push_async_callback(sink.aclose)
                 self.sinks.append(sink)
 
+            seal_formats = event_seal_formats(self.sinks)
             for source_id, source_config in config.sources.items():
                 source = build_source(source_id, source_config, self.metrics, self.clock)
+                source.seal_formats = seal_formats
                 cleanup.push_async_callback(source.aclose)
                 source.restore(await self._load_checkpoint(source_id))
                 self.sources.append(source)

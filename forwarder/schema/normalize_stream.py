@@ -58,13 +58,19 @@ _UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def normalize_payload(
-    provider: str, data: bytes, *, ingested: str
+    provider: str,
+    data: bytes,
+    *,
+    ingested: str,
+    seal_formats: tuple[str, ...] | None = None,
 ) -> tuple[list[Event], list[Failure]]:
     """Normalize every raw record in ``data`` (a response page, a JSON array or NDJSON).
 
     Returns the events in input order and the records that failed with their
     :class:`MalformedRecordError` (a line that is not JSON fails with ``invalid_json`` and
-    is returned as text). Raises ``ValueError`` only for an unknown ``provider``.
+    is returned as text). With ``seal_formats`` every event is sealed in those formats
+    right after its record is normalized, as the sources do (:meth:`Event.seal`). Raises
+    ``ValueError`` only for an unknown ``provider``.
     """
     try:
         fmt = _FORMATS[provider]
@@ -83,12 +89,18 @@ def normalize_payload(
         records: Iterable[_Item] = _ndjson_records(data)
     else:
         records = _document_records(whole, fmt)
+    normalize = fmt.normalize
     for record, error in records:
         if error is None:
             try:
-                events.extend(fmt.normalize(record, ingested))
+                normalized = normalize(record, ingested)
             except MalformedRecordError as exc:
                 error = exc
+            else:
+                if seal_formats is not None:
+                    for event in normalized:
+                        event.seal(seal_formats)
+                events.extend(normalized)
         if error is not None:
             failures.append((record, error))
     return events, failures

@@ -53,6 +53,10 @@ class Sink(Protocol):
 
     id: str
     format: str
+    reads_documents: bool
+    """True when the sink reads ``Event.document`` field by field (syslog headers, CEF,
+    LEEF) rather than only ``Event.encoded``: the sources then keep the documents of
+    queued events instead of releasing them once encoded."""
 
     async def start(self) -> None: ...
 

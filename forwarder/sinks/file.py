@@ -23,6 +23,7 @@ class FileSink:
     def __init__(self, sink_id: str, config: FileSinkConfig) -> None:
         self.id = sink_id
         self.format = config.format
+        self.reads_documents = False
         self.path = Path(config.path)
         self._fsync = config.fsync
         self._handle: BinaryIO | None = None

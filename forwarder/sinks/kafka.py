@@ -77,6 +77,7 @@ class KafkaSink:
     def __init__(self, sink_id: str, config: KafkaSinkConfig) -> None:
         self.id = sink_id
         self.format = config.format
+        self.reads_documents = False
         self._config = config
         self._options = producer_options(sink_id, config)
         self._producer: AIOKafkaProducer | None = None

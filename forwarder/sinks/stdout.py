@@ -18,6 +18,7 @@ class StdoutSink:
     def __init__(self, sink_id: str, config: StdoutSinkConfig, stream: BinaryIO | None = None):
         self.id = sink_id
         self.format = config.format
+        self.reads_documents = False
         self._stream = stream if stream is not None else sys.stdout.buffer
 
     async def start(self) -> None:

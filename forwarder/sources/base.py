@@ -60,6 +60,10 @@ class Source(Protocol):
     id: str
     provider: str
     poll_interval: float
+    seal_formats: tuple[str, ...] | None
+    """The formats to encode every new event in as soon as it is normalized, releasing its
+    document (:meth:`Event.seal`); ``None`` keeps the documents (set by the daemon from
+    its sinks)."""
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None: ...
 

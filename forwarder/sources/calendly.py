@@ -67,6 +67,7 @@ class CalendlySource:
     ) -> None:
         self.id = source_id
         self.poll_interval = config.poll_interval
+        self.seal_formats: tuple[str, ...] | None = None
         self._config = config
         self._url = config.base_url.rstrip("/") + "/activity_log_entries"
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -213,6 +214,7 @@ class CalendlySource:
         seen = self.seen
         duplicates = unknown = 0
         newest = self.cursor
+        seal_formats = self.seal_formats
         for entry in collection:
             try:
                 event = normalize_entry(entry, ingested=ingested)
@@ -224,6 +226,9 @@ class CalendlySource:
                 continue
             seen[event.id] = event.timestamp
             event.source = self.id
+            if seal_formats is not None:
+                # Now, while the document is still in cache (see Event.seal).
+                event.seal(seal_formats)
             events.append(event)
             unknown += not event.mapped
             if event.timestamp > newest:

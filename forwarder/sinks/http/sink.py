@@ -67,6 +67,7 @@ class HttpSink:
     def __init__(self, sink_id: str, config: HttpSinkConfig, metrics: Metrics) -> None:
         self.id = sink_id
         self.format = config.format
+        self.reads_documents = False
         self._config = config
         self._metrics = metrics
         self._encoder = BodyEncoder(config)

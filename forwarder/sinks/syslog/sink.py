@@ -96,6 +96,8 @@ class SyslogSink:
     def __init__(self, sink_id: str, config: SyslogSinkConfig, metrics: Metrics) -> None:
         self.id = sink_id
         self.format = config.format
+        # Severity, CEF and LEEF fields come from the document.
+        self.reads_documents = True
         self._encoder = build_encoder(config)
         self._transport = build_transport(sink_id, config)
         udp = config.transport == "udp"

@@ -97,6 +97,7 @@ class GoogleCalendarSource:
     ) -> None:
         self.id = source_id
         self.poll_interval = config.poll_interval
+        self.seal_formats: tuple[str, ...] | None = None
         self._config = config
         self._url = config.base_url.rstrip("/") + ACTIVITIES_PATH
         self._tokens = tokens
@@ -239,6 +240,7 @@ class GoogleCalendarSource:
         seen = self.seen
         duplicates = late = unknown = 0
         watermark = self.watermark
+        seal_formats = self.seal_formats
         # Pages come newest first; sinks get them oldest first (events of one activity
         # keep their index order).
         for activity in reversed(items):
@@ -255,6 +257,9 @@ class GoogleCalendarSource:
                     continue
                 seen[event.id] = event.timestamp
                 event.source = self.id
+                if seal_formats is not None:
+                    # Now, while the document is still in cache (see Event.seal).
+                    event.seal(seal_formats)
                 if event.timestamp < watermark:
                     late += 1
                 unknown += not event.mapped

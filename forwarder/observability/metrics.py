@@ -7,10 +7,11 @@ counters, labels bounded to source ids, sink ids, stages and short reason codes.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from forwarder import __version__
@@ -38,6 +39,89 @@ class _CursorLag(Collector):
         for source, cursor_time in sorted(self._cursor_times.items()):
             family.add_metric([source], max(0.0, now - cursor_time))
         yield family
+
+
+class RequestGateState(Protocol):
+    """What the metrics read of a source's request gate (``sources.gate.RequestGate``)."""
+
+    active: int
+    limit: int
+    throttled: int
+
+
+class BackfillState(Protocol):
+    """What the metrics read of a source's backfill counters (``sources.backfill``)."""
+
+    windows_started: int
+    windows_in_flight: int
+    pages_fetched: int
+    buffered_pages: int
+
+
+_GateReading = Callable[[RequestGateState, BackfillState], int]
+
+# (family, name, help, reading) of each per-source concurrency metric.
+_SOURCE_CONCURRENCY: tuple[tuple[type[Metric], str, str, _GateReading], ...] = (
+    (
+        GaugeMetricFamily,
+        "forwarder_source_requests_in_flight",
+        "API requests a source has in flight.",
+        lambda gate, backfill: gate.active,
+    ),
+    (
+        GaugeMetricFamily,
+        "forwarder_source_request_concurrency_limit",
+        "API requests a source may have in flight now (1 after a rate limit, growing back "
+        "to backfill_concurrency).",
+        lambda gate, backfill: gate.limit,
+    ),
+    (
+        CounterMetricFamily,
+        "forwarder_source_rate_limit_holds",
+        "Times a rate-limit signal held every request of a source until the API's reset.",
+        lambda gate, backfill: gate.throttled,
+    ),
+    (
+        GaugeMetricFamily,
+        "forwarder_source_backfill_windows_in_flight",
+        "Catch-up time windows a source is reading concurrently.",
+        lambda gate, backfill: backfill.windows_in_flight,
+    ),
+    (
+        GaugeMetricFamily,
+        "forwarder_source_backfill_buffered_pages",
+        "Catch-up API pages fetched (or being fetched) ahead of the pipeline.",
+        lambda gate, backfill: backfill.buffered_pages,
+    ),
+    (
+        CounterMetricFamily,
+        "forwarder_source_backfill_windows",
+        "Catch-up time windows a source started reading.",
+        lambda gate, backfill: backfill.windows_started,
+    ),
+    (
+        CounterMetricFamily,
+        "forwarder_source_backfill_pages",
+        "API pages a source fetched while catching up with concurrent windows.",
+        lambda gate, backfill: backfill.pages_fetched,
+    ),
+)
+
+
+class _SourceConcurrency(Collector):
+    """A source's requests in flight, rate-limit holds and catch-up buffers, read from the
+    source's own counters when scraped: the request path updates plain integers only."""
+
+    def __init__(self, watched: dict[str, tuple[RequestGateState, BackfillState]]) -> None:
+        self._watched = watched
+
+    def collect(self) -> Iterator[Metric]:
+        watched = sorted(self._watched.items())
+        for family_type, name, documentation, reading in _SOURCE_CONCURRENCY:
+            family = family_type(name, documentation, labels=["source"])  # type: ignore[call-arg]
+            for source, (gate, backfill) in watched:
+                family.add_metric([source], reading(gate, backfill))  # type: ignore[attr-defined]
+            yield family
 
 
 class Metrics:
@@ -104,6 +188,8 @@ class Metrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
+        self._watched_sources: dict[str, tuple[RequestGateState, BackfillState]] = {}
+        r.register(_SourceConcurrency(self._watched_sources))
         self.last_poll = Gauge(
             "forwarder_source_last_successful_poll_timestamp_seconds",
             "When the last polling cycle completed without error.",
@@ -213,6 +299,10 @@ class Metrics:
             ["stage", "reason"],
             registry=r,
         )
+
+    def watch_source(self, source: str, gate: RequestGateState, backfill: BackfillState) -> None:
+        """Export ``source``'s request gate and backfill counters (read at each scrape)."""
+        self._watched_sources[source] = (gate, backfill)
 
     def set_cursor_time(self, source: str, cursor_time: float) -> None:
         self._cursor_times[source] = cursor_time

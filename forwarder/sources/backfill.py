@@ -41,6 +41,8 @@ class BackfillStats:
     """Counters a source keeps across polls (tests and benchmarks read them)."""
 
     windows_started: int = 0
+    windows_in_flight: int = 0
+    """Windows being read or holding pages not yet yielded, now."""
     pages_fetched: int = 0
     buffered_pages: int = 0
     """Pages fetched or being fetched and not yet yielded, now."""
@@ -120,6 +122,7 @@ class OrderedWindowFetcher(Generic[Window, Page]):
                         head.changed.clear()
                         await head.changed.wait()
                 self._reads.popleft()
+                self.stats.windows_in_flight -= 1
                 self._start_windows()
         finally:
             await self._cancel()
@@ -135,6 +138,7 @@ class OrderedWindowFetcher(Generic[Window, Page]):
             )
             self._reads.append(read)
             self.stats.windows_started += 1
+            self.stats.windows_in_flight += 1
             self.stats.peak_windows_in_flight = max(
                 self.stats.peak_windows_in_flight, len(self._reads)
             )
@@ -183,6 +187,7 @@ class OrderedWindowFetcher(Generic[Window, Page]):
             await asyncio.gather(*tasks, return_exceptions=True)
         # Pages fetched but never handed on are dropped with the windows.
         self.stats.buffered_pages -= sum(len(read.pages) for read in reads)
+        self.stats.windows_in_flight -= len(reads)
 
 
 _END = object()

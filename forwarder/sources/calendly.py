@@ -79,6 +79,7 @@ class CalendlySource:
         self.seen: dict[str, float] = {}
         self.gate = RequestGate(clock, config.backfill_concurrency)
         self.backfill = BackfillStats()
+        metrics.watch_source(source_id, self.gate, self.backfill)
         self.last_plan: WindowPlan | None = None
         """The windows of the last backfill (for tests and benchmarks)."""
 

@@ -147,7 +147,11 @@ async def test_calendly_restart_from_any_backfill_checkpoint(calendly, clock) ->
         assert _ids(batches[:cut]) + rest == truth, f"restart after batch {cut}"
 
 
-async def test_calendly_rate_limit_holds_every_worker(calendly, clock) -> None:
+def _scraped(metrics: Any, name: str, source: str = "cal") -> float | None:
+    return metrics.registry.get_sample_value(name, {"source": source})
+
+
+async def test_calendly_rate_limit_holds_every_worker(calendly, clock, metrics) -> None:
     simulator, make_source = await calendly(
         {**CALENDLY_SIM, "rate_limit_per_minute": 25}, **CALENDLY_SOURCE
     )
@@ -166,6 +170,10 @@ async def test_calendly_rate_limit_holds_every_worker(calendly, clock) -> None:
     # flight when the limit ran out are refused in each minute.
     minutes = (clock.now() - started) / 60 + 1
     assert refused - 3 <= 4 * minutes, f"{refused} refusals out of {pages} requests"
+    # Every refusal held the whole source once, and the scrape says so.
+    holds = _scraped(metrics, "forwarder_source_rate_limit_holds_total")
+    assert holds == source.gate.throttled >= 3
+    assert _scraped(metrics, "forwarder_source_requests_in_flight") == 0
 
 
 async def test_calendly_failure_in_a_prefetched_window_loses_nothing(calendly, clock) -> None:
@@ -180,7 +188,9 @@ async def test_calendly_failure_in_a_prefetched_window_loses_nothing(calendly, c
     assert ids == _calendly_truth(simulator)
 
 
-async def test_calendly_buffers_stay_bounded_when_the_pipeline_stops(calendly, clock) -> None:
+async def test_calendly_buffers_stay_bounded_when_the_pipeline_stops(
+    calendly, clock, metrics
+) -> None:
     simulator, make_source = await calendly(
         CALENDLY_SIM, **{**CALENDLY_SOURCE, "backfill_concurrency": 3, "page_size": 10}
     )
@@ -195,9 +205,20 @@ async def test_calendly_buffers_stay_bounded_when_the_pipeline_stops(calendly, c
         assert _requests(simulator, "activity_log_entries") == stalled
         assert stalled <= 1 + bound
         assert source.backfill.buffered_pages <= bound
+        # What an SRE sees meanwhile: three windows open, their buffers full, no request.
+        assert _scraped(metrics, "forwarder_source_backfill_windows_in_flight") == 3
+        assert _scraped(metrics, "forwarder_source_backfill_buffered_pages") == bound
+        assert _scraped(metrics, "forwarder_source_requests_in_flight") == 0
         batches += [batch async for batch in poll]
     assert source.backfill.peak_buffered_pages <= bound
     assert _ids(batches) == _calendly_truth(simulator)
+    assert _scraped(metrics, "forwarder_source_backfill_windows_in_flight") == 0
+    assert _scraped(metrics, "forwarder_source_backfill_buffered_pages") == 0
+    # One batch per page fetched, all of them through the window reader.
+    pages = _scraped(metrics, "forwarder_source_backfill_pages_total")
+    assert pages == source.backfill.pages_fetched == len(batches)
+    windows = _scraped(metrics, "forwarder_source_backfill_windows_total")
+    assert windows == source.backfill.windows_started > 3
 
 
 async def test_calendly_closing_the_poll_stops_every_worker(calendly, clock) -> None:

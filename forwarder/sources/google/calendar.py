@@ -113,6 +113,7 @@ class GoogleCalendarSource:
         self.clock_offset = 0.0
         self.gate = RequestGate(clock, config.backfill_concurrency)
         self.backfill = BackfillStats()
+        metrics.watch_source(source_id, self.gate, self.backfill)
 
     def _api_now(self) -> float:
         return self._clock.now() + self.clock_offset

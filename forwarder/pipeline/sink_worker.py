@@ -152,9 +152,9 @@ class SinkWorker:
             )
         fmt = self.sink.format
         now = self._clock.now()
-        observe = self._metrics.delivery_lag.labels(self.sink.id).observe
-        for event in events:
-            observe(now - event.timestamp)
+        self._metrics.delivery_lag.observe_many(
+            self.sink.id, [now - event.timestamp for event in events]
+        )
         self._metrics.events_sent.labels(self.sink.id).inc(len(events) - len(rejected))
         self._metrics.bytes_sent.labels(self.sink.id).inc(
             sum(len(event.encoded(fmt)) for i, event in enumerate(events) if i not in rejected)

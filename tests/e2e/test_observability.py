@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -106,6 +107,21 @@ def test_alert_rules_pass_promtool() -> None:
     assert b"SUCCESS" in result.stdout
 
 
+def test_every_alert_fires_when_it_should_and_only_then() -> None:
+    rules = ROOT / "deploy" / "prometheus"
+    result = subprocess.run(
+        ["promtool", "test", "rules", str(rules / "rules.test.yaml")],
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    # Every alert of rules.yaml has a case of its own in the test file.
+    alerts = set(re.findall(r"- alert: (\w+)", (rules / "rules.yaml").read_text()))
+    tested = set(re.findall(r"alertname: (\w+)\n", (rules / "rules.test.yaml").read_text()))
+    assert len(alerts) == 8
+    assert alerts == tested
+
+
 def test_grafana_dashboard_queries_only_exported_metrics(simulators, tmp_path) -> None:
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "forwarder.json").read_text())
     expressions = [
@@ -118,8 +134,6 @@ def test_grafana_dashboard_queries_only_exported_metrics(simulators, tmp_path) -
     exported |= {
         name + suffix for name in exported for suffix in ("_total", "_bucket", "_count", "_sum")
     }
-    import re
-
     for expression in expressions:
         for name in re.findall(r"forwarder_[a-z_]+", expression):
             assert name in exported, f"dashboard queries unknown metric {name}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from source_harness import HOUR, T0, drain
+from source_harness import HOUR, T0, drain, event_ids
 
 from forwarder.schema.ids import calendly_event_key
 from forwarder.sources.base import CredentialsError, MalformedResponseError
@@ -15,10 +15,6 @@ def _truth_ids(simulator) -> list[str]:  # type: ignore[no-untyped-def]
     return [calendly_event_key(entry["uri"]) for entry in simulator.truth()]
 
 
-def _ids(batches) -> list[str]:  # type: ignore[no-untyped-def]
-    return [event.id for batch in batches for event in batch.events]
-
-
 async def test_reads_every_entry_once_oldest_first(calendly, clock) -> None:
     simulator, make_source = await calendly({"tie_fraction": 0.3}, page_size=7)
     source = make_source()
@@ -26,7 +22,7 @@ async def test_reads_every_entry_once_oldest_first(calendly, clock) -> None:
     batches = await drain(source)
     truth = _truth_ids(simulator)
     assert len(truth) > 400
-    assert _ids(batches) == truth
+    assert event_ids(batches) == truth
     times = [event.timestamp for batch in batches for event in batch.events]
     assert times == sorted(times)
     assert len(batches) == -(-len(truth) // 7)
@@ -41,10 +37,10 @@ async def test_restart_from_any_checkpoint_loses_and_repeats_nothing(calendly, c
     batches = await drain(first)
     truth = _truth_ids(simulator)
     for cut in (1, 5, len(batches) // 2, len(batches) - 2):
-        delivered = _ids(batches[:cut])
+        delivered = event_ids(batches[:cut])
         restarted = make_source()
         restarted.restore(batches[cut - 1].checkpoint)
-        rest = _ids(await drain(restarted))
+        rest = event_ids(await drain(restarted))
         assert delivered + rest == truth, f"restart after batch {cut}"
 
 
@@ -52,7 +48,7 @@ async def test_entries_at_the_cursor_timestamp_are_not_lost(calendly, clock) -> 
     simulator, make_source = await calendly({"end": T0 - HOUR}, page_size=50)
     source = make_source()
     source.restore(None)
-    first = _ids(await drain(source))
+    first = event_ids(await drain(source))
     # Two more entries share the exact timestamp of the last delivered one, plus a later one.
     last_time = simulator.truth()[-1]["occurred_at"]
     from forwarder.timeutil import parse_rfc3339
@@ -63,7 +59,7 @@ async def test_entries_at_the_cursor_timestamp_are_not_lost(calendly, clock) -> 
         simulator.add_entry(boundary),
         simulator.add_entry(boundary + 1),
     ]
-    second = _ids(await drain(source))
+    second = event_ids(await drain(source))
     assert second == [
         calendly_event_key(entry["uri"])
         for entry in sorted(added, key=lambda e: (e["occurred_at"], e["uri"]))
@@ -75,10 +71,10 @@ async def test_new_entries_on_a_live_log_arrive_in_later_polls(calendly, clock) 
     simulator, make_source = await calendly({"end": None})
     source = make_source()
     source.restore(None)
-    seen = _ids(await drain(source))
+    seen = event_ids(await drain(source))
     for _ in range(6):
         clock.advance(600)
-        seen += _ids(await drain(source))
+        seen += event_ids(await drain(source))
     counts = Counter(seen)
     assert max(counts.values()) == 1
     assert seen == _truth_ids(simulator)
@@ -89,7 +85,7 @@ async def test_rate_limit_waits_for_the_reset_and_loses_nothing(calendly, clock,
     source = make_source()
     source.restore(None)
     started = clock.now()
-    ids = _ids(await drain(source))
+    ids = event_ids(await drain(source))
     assert ids == _truth_ids(simulator)
     # ~60 pages at 10 requests per minute: the source had to wait out several windows.
     assert clock.now() - started >= 4 * 60
@@ -109,7 +105,7 @@ async def test_transient_page_faults_are_retried(calendly, clock, metrics, fault
     source = make_source()
     source.restore(None)
     simulator.faults.push(fault, count=2)
-    ids = _ids(await drain(source))
+    ids = event_ids(await drain(source))
     assert ids == _truth_ids(simulator)
     errors = sum(
         sample.value
@@ -139,7 +135,7 @@ async def test_persistent_malformed_page_fails_the_poll_without_moving_the_curso
         await anext(poll)
     assert source.checkpoint() == before, "the cursor moved past unread data"
     # Next cycle resumes from the cursor and nothing is lost or repeated.
-    ids = _ids(batches) + _ids(await drain(source))
+    ids = event_ids(batches) + event_ids(await drain(source))
     assert ids == _truth_ids(simulator)
 
 
@@ -157,8 +153,8 @@ async def test_bad_record_is_dead_lettered_and_the_rest_flows(calendly, clock) -
         "invalid_timestamp",
     }
     truth = _truth_ids(simulator)
-    assert len(_ids(batches)) == len(truth) - 1
-    assert set(_ids(batches)) < set(truth)
+    assert len(event_ids(batches)) == len(truth) - 1
+    assert set(event_ids(batches)) < set(truth)
 
 
 async def test_wrong_token_is_a_credentials_error(calendly, clock, tmp_path) -> None:

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 import pytest
-from source_harness import drain
-
-
-def _events(batches: list[Any]) -> list[Any]:
-    return [event for batch in batches for event in batch.events]
+from source_harness import batch_events, drain
 
 
 @pytest.mark.parametrize("seal_formats", [None, ("ecs",), ("ecs", "ocsf")])
@@ -19,7 +13,7 @@ async def test_calendly_source_seals_new_events(calendly, seal_formats) -> None:
     source = make_source()
     source.seal_formats = seal_formats
     source.restore(None)
-    events = _events(await drain(source))
+    events = batch_events(await drain(source))
     assert len(events) == len(simulator.truth()) > 100
     assert {event.sealed for event in events} == {seal_formats is not None}
     # Sealed or not, the output is each entry as the API returned it.
@@ -35,7 +29,7 @@ async def test_google_source_seals_every_event_of_an_activity(google, seal_forma
     source = make_source()
     source.seal_formats = seal_formats
     source.restore(None)
-    events = _events(await drain(source))
+    events = batch_events(await drain(source))
     truth = simulator.truth()
     assert len(events) == sum(len(item["activity"]["events"]) for item in truth) > 100
     assert {event.sealed for event in events} == {seal_formats is not None}

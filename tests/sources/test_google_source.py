@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from source_harness import HOUR, T0, drain
+from source_harness import HOUR, T0, drain, event_ids
 
 from forwarder.schema.ids import google_event_key
 from forwarder.sources.base import CredentialsError, MalformedResponseError
@@ -22,16 +22,12 @@ def _truth_ids(simulator, until=None) -> list[str]:  # type: ignore[no-untyped-d
     return ids
 
 
-def _ids(batches) -> list[str]:  # type: ignore[no-untyped-def]
-    return [event.id for batch in batches for event in batch.events]
-
-
 async def test_catch_up_reads_every_event_once_in_windows(google, clock) -> None:
     simulator, make_source = await google({"start": T0 - 5 * HOUR}, initial_lookback=6 * HOUR)
     source = make_source()
     source.restore(None)
     batches = await drain(source)
-    ids = _ids(batches)
+    ids = event_ids(batches)
     truth = _truth_ids(simulator, T0 - 5)
     assert len(truth) > 1000
     assert Counter(ids) == Counter(truth)
@@ -80,7 +76,7 @@ async def test_an_event_90_minutes_late_is_forwarded_exactly_once(google, clock,
             source = make_source()
             source.restore(checkpoint)
         batches = await drain(source)
-        delivered += _ids(batches)
+        delivered += event_ids(batches)
         if batches:
             checkpoint = batches[-1].checkpoint
         if step == 8:
@@ -131,7 +127,7 @@ async def test_quota_403_is_retried_after_backoff(google, clock) -> None:
     source.restore(None)
     simulator.faults.push("rate_limit_403", count=2)
     started = clock.now()
-    ids = _ids(await drain(source))
+    ids = event_ids(await drain(source))
     assert Counter(ids) == Counter(_truth_ids(simulator, T0 - 5))
     assert clock.now() - started >= 10.0, "quota errors wait at least 5 s each"
 
@@ -150,7 +146,7 @@ async def test_malformed_pages_are_retried_then_fail_without_moving_the_watermar
     if fault != "http_503":
         assert isinstance(caught.value, MalformedResponseError)
     assert source.checkpoint() == before
-    ids = _ids(await drain(source))
+    ids = event_ids(await drain(source))
     assert Counter(ids) == Counter(_truth_ids(simulator, T0 - 5))
 
 
@@ -165,8 +161,8 @@ async def test_bad_activity_is_dead_lettered_and_the_rest_flows(google, clock) -
     truth = Counter(_truth_ids(simulator, T0 - 5))
     # The broken copy is dead-lettered; the activity may come back intact in the re-scan
     # of the next window, else at most its (up to 3) events are missing.
-    assert sum((truth - Counter(_ids(batches))).values()) <= 3
-    assert max(Counter(_ids(batches)).values()) == 1
+    assert sum((truth - Counter(event_ids(batches))).values()) <= 3
+    assert max(Counter(event_ids(batches)).values()) == 1
 
 
 async def test_wrong_delegated_admin_is_a_credentials_error(google, clock) -> None:

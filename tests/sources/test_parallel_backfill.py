@@ -11,7 +11,7 @@ from contextlib import aclosing
 from typing import Any
 
 import pytest
-from source_harness import HOUR, T0, drain
+from source_harness import HOUR, T0, drain, event_ids, poll_until_done
 
 from forwarder.schema.ids import calendly_event_key, google_event_key
 from forwarder.simulators.timeline import to_micros
@@ -43,10 +43,6 @@ GOOGLE_SOURCE = {
 }
 
 
-def _ids(batches: list[Any]) -> list[str]:
-    return [event.id for batch in batches for event in batch.events]
-
-
 def _calendly_truth(simulator: Any) -> list[str]:
     return [calendly_event_key(entry["uri"]) for entry in simulator.truth()]
 
@@ -70,19 +66,6 @@ def _requests(simulator: Any, route: str) -> int:
     return simulator.stats.count(route=route)
 
 
-async def _poll_until_done(source: Any, attempts: int = 10) -> list[str]:
-    """Poll as the pipeline does: a failed cycle is retried from the last yielded batch."""
-    ids: list[str] = []
-    for _ in range(attempts):
-        try:
-            async for batch in source.poll():
-                ids += [event.id for event in batch.events]
-            return ids
-        except SourceError:
-            continue
-    raise AssertionError("the source never recovered")
-
-
 def _cuts(count: int, sample: int = 5) -> list[int]:
     """Restart points: the first batches, a seeded sample of the middle, the last ones."""
     middle = random.Random(7).sample(range(4, count - 2), min(sample, max(0, count - 6)))
@@ -101,7 +84,7 @@ async def test_calendly_parallel_backfill_delivers_the_truth_in_order(calendly, 
     source = make_source()
     source.restore(None)
     batches = await drain(source)
-    assert _ids(batches) == truth
+    assert event_ids(batches) == truth
     assert source.backfill.windows_started >= 12
     # After the first windows, the widths follow the density: about a page (40 entries
     # at 2 a minute, 20 minutes) each rather than 4 hours.
@@ -120,7 +103,7 @@ async def test_calendly_parallel_backfill_delivers_the_truth_in_order(calendly, 
     _add_boundary_entries(same)
     sequential = make_sequential()
     sequential.restore(None)
-    assert _ids(await drain(sequential)) == truth
+    assert event_ids(await drain(sequential)) == truth
     assert sequential.backfill.windows_started == 0
 
 
@@ -143,8 +126,8 @@ async def test_calendly_restart_from_any_backfill_checkpoint(calendly, clock) ->
     for cut in _cuts(len(batches)):
         restarted = make_source()
         restarted.restore(batches[cut - 1].checkpoint)
-        rest = _ids(await drain(restarted))
-        assert _ids(batches[:cut]) + rest == truth, f"restart after batch {cut}"
+        rest = event_ids(await drain(restarted))
+        assert event_ids(batches[:cut]) + rest == truth, f"restart after batch {cut}"
 
 
 def _scraped(metrics: Any, name: str, source: str = "cal") -> float | None:
@@ -159,7 +142,7 @@ async def test_calendly_rate_limit_holds_every_worker(calendly, clock, metrics) 
     source = make_source()
     source.restore(None)
     started = clock.now()
-    ids = await _poll_until_done(source)
+    ids = await poll_until_done(source)
     assert ids == _calendly_truth(simulator)
     assert not simulator.faults.pending
     pages = _requests(simulator, "activity_log_entries")
@@ -183,7 +166,7 @@ async def test_calendly_failure_in_a_prefetched_window_loses_nothing(calendly, c
     # Refused outright (not retried): the poll fails when the pipeline reaches that window.
     simulator.faults.push("page_token_rejected")
     simulator.faults.push("http_500", count=CALENDLY_SOURCE.get("max_attempts", 5))
-    ids = await _poll_until_done(source)
+    ids = await poll_until_done(source)
     assert not simulator.faults.pending
     assert ids == _calendly_truth(simulator)
 
@@ -211,7 +194,7 @@ async def test_calendly_buffers_stay_bounded_when_the_pipeline_stops(
         assert _scraped(metrics, "forwarder_source_requests_in_flight") == 0
         batches += [batch async for batch in poll]
     assert source.backfill.peak_buffered_pages <= bound
-    assert _ids(batches) == _calendly_truth(simulator)
+    assert event_ids(batches) == _calendly_truth(simulator)
     assert _scraped(metrics, "forwarder_source_backfill_windows_in_flight") == 0
     assert _scraped(metrics, "forwarder_source_backfill_buffered_pages") == 0
     # One batch per page fetched, all of them through the window reader.
@@ -244,9 +227,9 @@ async def test_calendly_caught_up_reads_one_request_at_a_time(calendly, clock) -
     )
     source = make_source()
     source.restore(None)
-    seen = _ids(await drain(source))
+    seen = event_ids(await drain(source))
     clock.advance(600)
-    seen += _ids(await drain(source))
+    seen += event_ids(await drain(source))
     assert seen == _calendly_truth(simulator)
     assert simulator.stats.peak_in_flight == 1
     assert source.backfill.windows_started == 0
@@ -262,7 +245,7 @@ async def test_google_parallel_backfill_is_the_sequential_read_exactly(google, c
     source = make_source()
     source.restore(None)
     batches = await drain(source)
-    assert Counter(_ids(batches)) == truth
+    assert Counter(event_ids(batches)) == truth
     assert source.backfill.windows_started >= 40
     assert simulator.stats.peak_in_flight == 4
     assert source.backfill.peak_buffered_pages <= 4 * 2
@@ -291,7 +274,7 @@ async def test_google_restart_from_any_backfill_checkpoint(google, clock) -> Non
     for cut in _cuts(len(batches), sample=3):
         restarted = make_source()
         restarted.restore(batches[cut - 1].checkpoint)
-        delivered = Counter(_ids(batches[:cut]) + _ids(await drain(restarted)))
+        delivered = Counter(event_ids(batches[:cut]) + event_ids(await drain(restarted)))
         assert delivered == truth, f"restart after batch {cut}"
 
 
@@ -315,7 +298,7 @@ async def test_google_late_events_exactly_once_with_concurrency(google, clock, m
     # checkpoint of the last batch taken.
     async with aclosing(source.poll()) as poll:
         first = [batch async for _, batch in _take(poll, 20)]
-    delivered = _ids(first)
+    delivered = event_ids(first)
     checkpoint = first[-1].checkpoint
     source = make_source()
     source.restore(checkpoint)
@@ -324,7 +307,7 @@ async def test_google_late_events_exactly_once_with_concurrency(google, clock, m
             source = make_source()
             source.restore(checkpoint)
         batches = await drain(source)
-        delivered += _ids(batches)
+        delivered += event_ids(batches)
         if batches:
             checkpoint = batches[-1].checkpoint
         clock.advance(600)
@@ -349,7 +332,7 @@ async def test_google_quota_errors_hold_every_worker(google, clock) -> None:
     source = make_source()
     source.restore(None)
     started = clock.now()
-    ids = await _poll_until_done(source)
+    ids = await poll_until_done(source)
     assert Counter(ids) == _google_truth(simulator, T0 - 5)
     assert max(Counter(ids).values()) == 1
     refused = simulator.stats.count(route="activities", status=403)
@@ -376,7 +359,7 @@ async def test_google_buffers_stay_bounded_when_the_pipeline_stops(google, clock
         assert stalled <= 1 + bound
         batches += [batch async for batch in poll]
     assert source.backfill.peak_buffered_pages <= bound
-    assert Counter(_ids(batches)) == _google_truth(simulator, T0 - 5)
+    assert Counter(event_ids(batches)) == _google_truth(simulator, T0 - 5)
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
@@ -388,7 +371,7 @@ async def test_google_steady_state_needs_no_backfill(google, clock, concurrency)
     source.restore(None)
     delivered: list[str] = []
     for _ in range(4):
-        delivered += _ids(await drain(source))
+        delivered += event_ids(await drain(source))
         clock.advance(600)
     assert source.backfill.windows_started == 0
     assert simulator.stats.peak_in_flight == 1
@@ -419,7 +402,7 @@ async def test_google_backfill_with_clock_skew_skips_nothing(google, clock, offs
     source.restore(None)
     delivered: list[str] = []
     for _ in range(4):
-        delivered += await _poll_until_done(source)
+        delivered += await poll_until_done(source)
         clock.advance(600)
     assert source.backfill.windows_started >= 15
     counts = Counter(delivered)
@@ -448,7 +431,7 @@ async def test_google_prefetch_is_dropped_when_the_api_clock_jumps(google, clock
                 delivered += [event.id for event in batch.events]
         except SourceError:
             pass  # the old horizon is now in the API's future: the next poll re-plans
-    delivered += await _poll_until_done(source)
+    delivered += await poll_until_done(source)
     assert source.backfill.replanned == 1
     counts = Counter(delivered)
     assert max(counts.values()) == 1

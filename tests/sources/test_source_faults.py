@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from source_harness import HOUR, T0, drain
+from source_harness import HOUR, T0, drain, event_ids, poll_until_done
 
 from forwarder.schema.ids import calendly_event_key, google_event_key
-from forwarder.sources.base import SourceError
 
 
 class OffsetClock:
@@ -35,23 +34,6 @@ def _google_truth(simulator, until) -> Counter[str]:  # type: ignore[no-untyped-
     return ids
 
 
-def _ids(batches) -> list[str]:  # type: ignore[no-untyped-def]
-    return [event.id for batch in batches for event in batch.events]
-
-
-async def _poll_until_done(source, attempts: int = 5) -> list[str]:  # type: ignore[no-untyped-def]
-    """Poll as the pipeline does: a failed cycle is retried from the last yielded batch."""
-    ids: list[str] = []
-    for _ in range(attempts):
-        try:
-            async for batch in source.poll():
-                ids += [event.id for event in batch.events]
-            return ids
-        except SourceError:
-            continue
-    raise AssertionError("the source never recovered")
-
-
 @pytest.mark.parametrize("offset", [-300.0, 300.0])
 async def test_google_clock_skew_skips_nothing(google, clock, offset) -> None:
     simulator, make_source = await google({"start": T0 - 2 * HOUR}, OffsetClock(clock, offset))
@@ -59,7 +41,7 @@ async def test_google_clock_skew_skips_nothing(google, clock, offset) -> None:
     source.restore(None)
     delivered: list[str] = []
     for _ in range(8):
-        delivered += await _poll_until_done(source)
+        delivered += await poll_until_done(source, attempts=5)
         clock.advance(600)
     assert abs(source.clock_offset - offset) < 3
     counts = Counter(delivered)
@@ -74,7 +56,7 @@ async def test_google_rejected_page_token_restarts_the_window(google, clock) -> 
     source = make_source()
     source.restore(None)
     simulator.faults.push("page_token_rejected")
-    delivered = await _poll_until_done(source)
+    delivered = await poll_until_done(source, attempts=5)
     assert not simulator.faults.pending
     assert Counter(delivered) == _google_truth(simulator, T0 - 5)
 
@@ -84,7 +66,7 @@ async def test_calendly_rejected_page_token_restarts_from_the_cursor(calendly, c
     source = make_source()
     source.restore(None)
     simulator.faults.push("page_token_rejected")
-    delivered = await _poll_until_done(source)
+    delivered = await poll_until_done(source, attempts=5)
     assert not simulator.faults.pending
     assert delivered == [calendly_event_key(e["uri"]) for e in simulator.truth()]
 
@@ -93,10 +75,10 @@ async def test_google_revoked_access_token_is_refreshed_once(google, clock) -> N
     simulator, make_source = await google()
     source = make_source()
     source.restore(None)
-    first = _ids(await drain(source))
+    first = event_ids(await drain(source))
     simulator.tokens.revoke_all()
     clock.advance(600)
-    second = _ids(await drain(source))
+    second = event_ids(await drain(source))
     assert len(first) + len(second) == sum(_google_truth(simulator, clock.now() - 5).values())
     statuses = simulator.stats.as_json()["by_route"]["activities"]
     assert statuses.get(401, statuses.get("401")) == 1
@@ -122,7 +104,7 @@ async def test_invalid_utf8_in_one_record_does_not_block_the_log(
     simulator.faults.push("invalid_utf8")
     batches = await drain(source)
     assert not simulator.faults.pending
-    assert Counter(_ids(batches)) == Counter(truth)
+    assert Counter(event_ids(batches)) == Counter(truth)
     originals = [event.document["event"]["original"] for batch in batches for event in batch.events]
     assert sum("caf\ufffd" in original for original in originals) == 1
 
@@ -143,7 +125,7 @@ async def test_timeouts_cut_bodies_and_html_pages_are_retried(
     source.restore(None)
     # Twice: aiohttp retries a dropped idempotent request once by itself.
     simulator.faults.push(fault, count=2)
-    delivered = Counter(_ids(await drain(source)))
+    delivered = Counter(event_ids(await drain(source)))
     assert not simulator.faults.pending
     assert delivered == truth
     errors = {

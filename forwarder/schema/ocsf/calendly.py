@@ -11,6 +11,7 @@ What the ECS normalizer found in it on a best-effort basis (``user.target``,
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from forwarder.events import Event
@@ -18,7 +19,6 @@ from forwarder.schema.calendly import DATASET, SYSTEM_ACTOR_NAME, SYSTEM_ACTOR_T
 from forwarder.schema.ocsf.classes import (
     ACCOUNT_OTHER,
     ENTITY_USER,
-    OCSF_VERSION,
     OTHER,
     USER_TYPE_ADMIN,
     USER_TYPE_SYSTEM,
@@ -29,10 +29,10 @@ from forwarder.schema.ocsf.classes import (
 from forwarder.schema.ocsf.common import (
     EMAIL_ADDRESS,
     as_object,
+    metadata,
     millis,
     person,
     put,
-    rfc3339_millis,
     source_ip,
     text,
 )
@@ -46,6 +46,7 @@ from forwarder.schema.ocsf.mapping import (
 PRODUCT_NAME = "Calendly"
 VENDOR_NAME = "Calendly"
 LOG_PROVIDER = "Calendly Activity Log API"
+PRODUCT: Mapping[str, str] = MappingProxyType({"name": PRODUCT_NAME, "vendor_name": VENDOR_NAME})
 ACCOUNT_TYPE = "Calendly Organization"
 # Calendly organization roles -> OCSF user.type_id (the role itself is kept in unmapped).
 _ROLE_TYPES = {"owner": USER_TYPE_ADMIN, "admin": USER_TYPE_ADMIN, "user": USER_TYPE_USER}
@@ -106,26 +107,23 @@ def _metadata(
     action: str,
     organization: str | None,
 ) -> dict[str, Any]:
-    metadata: dict[str, Any] = {
-        "version": OCSF_VERSION,
-        "product": {"name": PRODUCT_NAME, "vendor_name": VENDOR_NAME},
-        "log_provider": LOG_PROVIDER,
-        "log_name": DATASET,
-        "uid": event.id,
-        "event_code": text(calendly, "fully_qualified_name") or f"{namespace}.{action}",
-    }
+    original: dict[str, Any] = {}
     uri = text(calendly, "uri")
     if uri is not None:
-        metadata["original_event_uid"] = uri
+        original["original_event_uid"] = uri
     occurred_at = event.raw.get("occurred_at") if isinstance(event.raw, Mapping) else None
     if type(occurred_at) is str:
-        metadata["original_time"] = occurred_at
-    if organization is not None:
-        metadata["tenant_uid"] = organization
-    logged = rfc3339_millis(as_object(document.get("event")).get("ingested"))
-    if logged is not None:
-        metadata["logged_time"] = logged
-    return metadata
+        original["original_time"] = occurred_at
+    return metadata(
+        event,
+        document,
+        product=PRODUCT,
+        log_provider=LOG_PROVIDER,
+        log_name=DATASET,
+        event_code=text(calendly, "fully_qualified_name") or f"{namespace}.{action}",
+        original=original,
+        tenant_uid=organization,
+    )
 
 
 def _account(organization: str) -> dict[str, Any]:

@@ -15,6 +15,9 @@ from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
+from forwarder.events import Event
+from forwarder.schema.ocsf.classes import OCSF_VERSION
+
 # OCSF ``email_t`` (schema 1.7.0 dictionary types), without its anchors: used with
 # fullmatch so that "a@b.c\n" is not taken for an address. An address that does not
 # match stays in ``user.name`` only, never in ``email_addr``.
@@ -89,3 +92,33 @@ def put(target: dict[str, Any], key: str, value: Any) -> None:
     """``target[key] = value`` unless value is None or empty (keeps ``unmapped`` small)."""
     if value is not None and value != {} and value != []:
         target[key] = value
+
+
+def metadata(
+    event: Event,
+    document: Mapping[str, Any],
+    *,
+    product: Mapping[str, str],
+    log_provider: str,
+    log_name: str,
+    event_code: str,
+    original: Mapping[str, Any],
+    tenant_uid: str | None,
+) -> dict[str, Any]:
+    """OCSF ``metadata`` as both providers fill it: ``original`` holds the provider's own
+    keys (``original_time``, ...), in order, between the common ones."""
+    out: dict[str, Any] = {
+        "version": OCSF_VERSION,
+        "product": dict(product),
+        "log_provider": log_provider,
+        "log_name": log_name,
+        "uid": event.id,
+        "event_code": event_code,
+    }
+    out.update(original)
+    if tenant_uid is not None:
+        out["tenant_uid"] = tenant_uid
+    logged = rfc3339_millis(as_object(document.get("event")).get("ingested"))
+    if logged is not None:
+        out["logged_time"] = logged
+    return out

@@ -19,17 +19,16 @@ from forwarder.schema.google_calendar import DATASET
 from forwarder.schema.ocsf.classes import (
     ACCOUNT_GOOGLE_WORKSPACE,
     ACCOUNT_TYPES,
-    OCSF_VERSION,
     USER_TYPE_USER,
     USER_TYPES,
 )
 from forwarder.schema.ocsf.common import (
     EMAIL_ADDRESS,
     as_object,
+    metadata,
     millis,
     person,
     put,
-    rfc3339_millis,
     source_ip,
     take_text,
     text,
@@ -52,6 +51,7 @@ from forwarder.schema.ocsf.mapping import (
 PRODUCT_NAME = "Google Calendar"
 VENDOR_NAME = "Google"
 LOG_PROVIDER = "Google Workspace Admin SDK Reports API"
+PRODUCT: Mapping[str, str] = MappingProxyType({"name": PRODUCT_NAME, "vendor_name": VENDOR_NAME})
 EXCHANGE = "Microsoft Exchange"
 # The access level Google records when an ACL entry is removed.
 NO_ACCESS = "none"
@@ -128,27 +128,24 @@ def _metadata(
     name: str,
     customer_id: str | None,
 ) -> dict[str, Any]:
-    metadata: dict[str, Any] = {
-        "version": OCSF_VERSION,
-        "product": {"name": PRODUCT_NAME, "vendor_name": VENDOR_NAME},
-        "log_provider": LOG_PROVIDER,
-        "log_name": DATASET,
-        "uid": event.id,
-        "event_code": name,
-    }
+    original: dict[str, Any] = {}
     time = text(ident, "time")
     if time is not None:
-        metadata["original_time"] = time
+        original["original_time"] = time
         qualifier = text(ident, "unique_qualifier")
         if qualifier is not None:
             # Google's own key of the activity: every event of one activity shares it.
-            metadata["correlation_uid"] = f"{time}/{qualifier}"
-    if customer_id is not None:
-        metadata["tenant_uid"] = customer_id
-    logged = rfc3339_millis(as_object(document.get("event")).get("ingested"))
-    if logged is not None:
-        metadata["logged_time"] = logged
-    return metadata
+            original["correlation_uid"] = f"{time}/{qualifier}"
+    return metadata(
+        event,
+        document,
+        product=PRODUCT,
+        log_provider=LOG_PROVIDER,
+        log_name=DATASET,
+        event_code=name,
+        original=original,
+        tenant_uid=customer_id,
+    )
 
 
 def _actor(

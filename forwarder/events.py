@@ -94,7 +94,8 @@ class Event:
 
     def seal(self, formats: Iterable[str] = ()) -> None:
         """Encode ECS and every one of ``formats`` now, then release the document and,
-        when ``event.original`` holds it, the record."""
+        when ``event.original`` holds it, the record. ECS is encoded even when no sink
+        wants it: it is what the document is decoded from if anything asks for it."""
         document = self._document
         if document is None:
             return

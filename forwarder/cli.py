@@ -87,14 +87,14 @@ def _run(args: argparse.Namespace) -> int:
         config = _load(args.config)
     except ConfigError as error:
         return _fail(EXIT_CONFIG, f"config error: {error}")
-    configure_logging(config.log.level, config.log.format)
+    redactor = configure_logging(config.log.level, config.log.format)
 
     async def run() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await Daemon(config).run(stop)
+        await Daemon(config, redactor=redactor).run(stop)
 
     tune_garbage_collector()
 

@@ -19,7 +19,7 @@ from typing import Any
 from forwarder.backoff import Backoff
 from forwarder.checkpoint.file import FileCheckpointStore
 from forwarder.clock import Clock, SystemClock
-from forwarder.config.loader import read_json_secret_file, read_secret
+from forwarder.config.loader import collect_secrets, read_json_secret_file, read_secret
 from forwarder.config.model import (
     CalendlySourceConfig,
     Config,
@@ -35,6 +35,7 @@ from forwarder.config.model import (
 from forwarder.deadletter.file import FileDeadLetterQueue
 from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
+from forwarder.observability.redact import Redactor
 from forwarder.observability.server import OperatorServer
 from forwarder.pipeline.acks import OrderedCommitter
 from forwarder.pipeline.queue import EventBoundedQueue
@@ -83,8 +84,15 @@ def event_seal_formats(sinks: Sequence[Sink]) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(sink.format for sink in sinks))
 
 
-def build_source(source_id: str, config: SourceConfig, metrics: Metrics, clock: Clock) -> Source:
-    """Build a source, reading its secrets now (a ConfigError names the key)."""
+def build_source(
+    source_id: str,
+    config: SourceConfig,
+    metrics: Metrics,
+    clock: Clock,
+    redactor: Redactor | None = None,
+) -> Source:
+    """Build a source, reading its secrets now (a ConfigError names the key). Tokens it
+    obtains while running are added to ``redactor``."""
     key = f"sources.{source_id}"
     client = ApiClient(
         source_id,
@@ -101,7 +109,14 @@ def build_source(source_id: str, config: SourceConfig, metrics: Metrics, clock: 
         credentials = read_json_secret_file(config.credentials_file, f"{key}.credentials_file")
         account = ServiceAccountKey.from_json(credentials, f"{key}.credentials_file")
         tokens = ServiceAccountTokenProvider(
-            account, config.delegated_admin, client, clock, token_url=config.token_url
+            account,
+            config.delegated_admin,
+            client,
+            clock,
+            token_url=config.token_url,
+            on_secret=(
+                None if redactor is None else lambda secret: redactor.add(secret, runtime=True)
+            ),
         )
         return GoogleCalendarSource(source_id, config, tokens, client, metrics, clock)
     raise AssertionError(f"no source for {config!r}")
@@ -139,14 +154,28 @@ class Daemon:
     """One running forwarder."""
 
     def __init__(
-        self, config: Config, *, clock: Clock | None = None, metrics: Metrics | None = None
+        self,
+        config: Config,
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        redactor: Redactor | None = None,
     ) -> None:
         self.config = config
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
+        # Every secret the config carries, and (added while running) every token obtained:
+        # replaced in logs, /readyz and dead letters.
+        self.redactor = redactor if redactor is not None else Redactor()
+        for secret in collect_secrets(config):
+            self.redactor.add(secret)
         self.log = get_logger("forwarder.daemon")
         self.store = FileCheckpointStore(config.state_dir)
-        self.dead_letters = FileDeadLetterQueue(config.dead_letter_dir, self.metrics, self.clock)
+        self.dead_letters = FileDeadLetterQueue(
+            config.dead_letter_dir, self.metrics, self.clock, self.redactor
+        )
+        # Insecure settings an operator allowed or should know about (shown in /readyz).
+        self.config_warnings: list[str] = []
         self.sinks: list[Sink] = []
         self.sources: list[Source] = []
         self.runners: list[SourceRunner] = []
@@ -181,7 +210,9 @@ class Daemon:
 
             seal_formats = event_seal_formats(self.sinks)
             for source_id, source_config in config.sources.items():
-                source = build_source(source_id, source_config, self.metrics, self.clock)
+                source = build_source(
+                    source_id, source_config, self.metrics, self.clock, self.redactor
+                )
                 source.seal_formats = seal_formats
                 cleanup.push_async_callback(source.aclose)
                 source.restore(await self._load_checkpoint(source_id))
@@ -308,19 +339,26 @@ class Daemon:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when started, no source or sink has been failing for longer than
         ``metrics.unready_after``, every source completed a poll within that time (plus
-        its interval), and no source's credentials are refused."""
+        its interval), and no source's credentials are refused. ``warnings`` lists what
+        does not stop delivery but needs a look (insecure settings, capped API values,
+        future-dated records). Every text is redacted."""
         now = self.clock.now()
         limit = self.config.metrics.unready_after
         problems: list[str] = []
+        # What an operator should see that does not stop delivery.
+        warnings: list[str] = list(self.config_warnings)
         sources: dict[str, Any] = {}
         for runner in self.runners:
             source_id = runner.source.id
             failing_for = None if runner.failing_since is None else now - runner.failing_since
+            source_warnings = list(runner.source.warnings.values())
             sources[source_id] = {
                 "state": "ok" if failing_for is None else "failing",
                 "last_success": runner.last_success,
                 "error": runner.last_error,
+                "warnings": source_warnings,
             }
+            warnings.extend(f"source {source_id}: {warning}" for warning in source_warnings)
             if runner.committer.commit_error is not None:
                 problems.append(
                     f"source {source_id}: checkpoint write failing: {runner.committer.commit_error}"
@@ -337,13 +375,20 @@ class Daemon:
         for worker in self.workers:
             sink_id = worker.sink.id
             failing_for = None if worker.failing_since is None else now - worker.failing_since
+            sink_warnings = list(getattr(worker.sink, "warnings", {}).values())
             sinks[sink_id] = {
                 "state": "ok" if failing_for is None else "failing",
                 "queued_events": worker.queue.size,
                 "error": worker.last_error,
+                "warnings": sink_warnings,
             }
+            warnings.extend(f"sink {sink_id}: {warning}" for warning in sink_warnings)
             if failing_for is not None and failing_for > limit:
                 problems.append(f"sink {sink_id} failing for {failing_for:.0f}s")
         if not self.started.is_set():
             problems.append("starting")
-        return not problems, {"problems": problems, "sources": sources, "sinks": sinks}
+        # Error texts come from peers, which may echo a credential back.
+        detail = self.redactor.redact_value(
+            {"problems": problems, "warnings": warnings, "sources": sources, "sinks": sinks}
+        )
+        return not problems, detail

@@ -6,19 +6,22 @@ can exit with status 2 and one line an operator can act on.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 import yaml
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from forwarder.config.model import Config
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TAGGED_SECTIONS = ("sources", "sinks")
+_SECRET_KEY = re.compile(r"token|secret|password|passwd|authorization|private|key|auth", re.I)
 
 
 class ConfigError(Exception):
@@ -95,7 +98,12 @@ def _first_problem(error: ValidationError) -> ConfigError:
         message = "unknown key (check the spelling against config/reference.yaml)"
     elif first["type"] in ("union_tag_invalid", "union_tag_not_found"):
         message = f"missing or unknown type: {message}"
-    elif "input" in first and not isinstance(first["input"], dict | list):
+    elif (
+        "input" in first
+        and not isinstance(first["input"], dict | list)
+        and not _SECRET_KEY.search(key or "")
+    ):
+        # Never echo what was given for a secret (a numeric token is still a token).
         message = f"{message} (got {first['input']!r})"
     message = message.removeprefix("Value error, ")
     if len(problems) > 1:
@@ -127,3 +135,66 @@ def read_json_secret_file(file: Path, key: str) -> bytes:
         return file.read_bytes()
     except OSError as error:
         raise ConfigError(key, f"cannot read credentials file {file}: {error.strerror}") from None
+
+
+# Settings whose file holds a secret (read again here only to learn the value to redact).
+_SECRET_FILE_KEYS = frozenset({"token_file", "password_file", "key_password_file"})
+
+
+def collect_secrets(node: Any) -> list[str]:
+    """Every secret value a config carries, inline or in its secret files, for the
+    :class:`~forwarder.observability.redact.Redactor`. Files that cannot be read are
+    skipped (building the component reports them, naming the key)."""
+    secrets: list[str] = []
+    if isinstance(node, SecretStr):
+        secrets.append(node.get_secret_value())
+    elif isinstance(node, dict):
+        for value in node.values():
+            secrets.extend(collect_secrets(value))
+    elif isinstance(node, list | tuple):
+        for value in node:
+            secrets.extend(collect_secrets(value))
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            value = getattr(node, name)
+            if name in _SECRET_FILE_KEYS and isinstance(value, Path):
+                secrets.extend(_file_secret(value))
+            elif name == "header_files" and isinstance(value, dict):
+                for path in value.values():
+                    secrets.extend(_file_secret(Path(path)))
+            elif name == "credentials_file" and isinstance(value, Path):
+                secrets.extend(_service_account_secrets(value))
+            else:
+                secrets.extend(collect_secrets(value))
+        username, password = getattr(node, "username", None), getattr(node, "password", None)
+        password_file = getattr(node, "password_file", None)
+        if isinstance(username, str) and (password is not None or password_file is not None):
+            # Basic auth sends base64("user:password"): that form is a secret too.
+            values = [password.get_secret_value()] if password is not None else []
+            if password_file is not None:
+                values.extend(_file_secret(Path(password_file)))
+            for value in values:
+                secrets.append(base64.b64encode(f"{username}:{value}".encode()).decode())
+    return secrets
+
+
+def _file_secret(path: Path) -> list[str]:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [value] if value else []
+
+
+def _service_account_secrets(path: Path) -> list[str]:
+    try:
+        info = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return []
+    if not isinstance(info, dict):
+        return []
+    return [
+        str(info[name])
+        for name in ("private_key", "private_key_id")
+        if isinstance(info.get(name), str) and info[name]
+    ]

@@ -29,7 +29,23 @@ class SecretSource(Strict):
             raise ValueError(f"set exactly one of {name} or {name}_file")
 
 
-class CalendlySourceConfig(SecretSource):
+class UntrustedApiLimits(Strict):
+    """What a source believes of its API, whatever the API says (see the README's threat
+    model): response sizes, pages per window, waits it is asked for, clock offsets."""
+
+    # Decompressed body size of one API response; a larger one is a retried error.
+    max_response_bytes: int = Field(default=33_554_432, ge=65_536)
+    # Pages read in one time window before the poll fails as a pagination loop.
+    max_pages_per_window: int = Field(default=10_000, ge=1)
+    # Longest wait believed from Retry-After, X-RateLimit-Reset or a quota error.
+    max_retry_after: Duration = 900.0
+    # Largest difference between the API's clock (its Date header) and ours believed.
+    max_clock_offset: Duration = 900.0
+    # Allow credentials over plain http:// to a host that is not loopback.
+    allow_insecure: bool = False
+
+
+class CalendlySourceConfig(SecretSource, UntrustedApiLimits):
     """Calendly organization Activity Log (``GET /activity_log_entries``)."""
 
     type: Literal["calendly"]
@@ -59,7 +75,7 @@ class CalendlySourceConfig(SecretSource):
         return self
 
 
-class GoogleCalendarSourceConfig(Strict):
+class GoogleCalendarSourceConfig(UntrustedApiLimits):
     """Google Workspace Calendar audit events (Reports API ``activities.list``)."""
 
     type: Literal["google_calendar"]
@@ -105,6 +121,8 @@ class FileSinkConfig(Strict):
     path: Path
     format: EventFormat = "ecs"
     fsync: bool = True
+    # Permissions of a file the sink creates (octal); events carry personal data.
+    mode: str = Field(default="0600", pattern=r"^0?[0-7]{3}$")
 
 
 class StdoutSinkConfig(Strict):
@@ -165,6 +183,8 @@ class KafkaSinkConfig(Strict):
     tls: TlsConfig | None = None
     sasl: SaslConfig | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    # Allow a SASL PLAIN password over PLAINTEXT to brokers that are not on loopback.
+    allow_insecure: bool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> KafkaSinkConfig:
@@ -282,8 +302,16 @@ class HttpSinkConfig(Strict):
     concurrency: HttpConcurrencyConfig = HttpConcurrencyConfig()
     auth: HttpAuthConfig | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    # Header values read from files at start (credentials: X-API-Key, X-ClickHouse-Key...).
+    header_files: dict[str, Path] = Field(default_factory=dict)
     tls: TlsConfig | None = None
     request_timeout: Duration = 30.0
+    # A receiver's response body is read whole up to this many bytes (decompressed).
+    max_response_bytes: int = Field(default=16_777_216, ge=65_536)
+    # Longest wait believed from a receiver's Retry-After.
+    max_retry_after: Duration = 900.0
+    # Allow credentials over plain http:// to a host that is not loopback.
+    allow_insecure: bool = False
     # Elasticsearch `_bulk`: target index ({provider} and {source} are replaced).
     index: str = "audit-{provider}"
     # Splunk HEC event metadata.
@@ -329,6 +357,11 @@ class MetricsConfig(Strict):
     # /readyz turns false when a source or sink has been failing (or a source has not
     # completed a poll) for this long; credential errors turn it false at once.
     unready_after: Duration = 300.0
+    # Connections served at once (more are closed at once), and how long one may idle.
+    max_connections: int = Field(default=64, ge=1, le=10_000)
+    idle_timeout: Duration = 30.0
+    # Listening beyond loopback on purpose (a pod, behind a NetworkPolicy): no warning.
+    allow_insecure: bool = False
 
 
 class SimulatorsConfig(Strict):

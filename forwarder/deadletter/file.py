@@ -12,6 +12,7 @@ import orjson
 from forwarder.clock import Clock
 from forwarder.events import DeadLetter
 from forwarder.observability.metrics import Metrics
+from forwarder.observability.redact import Redactor
 from forwarder.timeutil import format_rfc3339
 
 
@@ -22,10 +23,14 @@ class FileDeadLetterQueue:
     plus detail) and carries the record itself, so it can be inspected and replayed.
     """
 
-    def __init__(self, directory: Path, metrics: Metrics, clock: Clock) -> None:
+    def __init__(
+        self, directory: Path, metrics: Metrics, clock: Clock, redactor: Redactor | None = None
+    ) -> None:
         self.path = Path(directory) / "dead-letter.ndjson"
         self._metrics = metrics
         self._clock = clock
+        # A detail is often a peer's answer, which may echo a credential.
+        self._redactor = redactor
         self._lock = asyncio.Lock()
 
     async def write(self, letters: Sequence[DeadLetter]) -> None:
@@ -48,6 +53,8 @@ class FileDeadLetterQueue:
             + b"\n"
             for letter in letters
         )
+        if self._redactor is not None:
+            lines = self._redactor.redact_bytes(lines)
         async with self._lock:
             await asyncio.to_thread(self._append, lines)
         for letter in letters:

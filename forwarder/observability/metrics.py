@@ -98,6 +98,10 @@ class RequestGateState(Protocol):
     limit: int
     throttled: int
 
+    def hold_remaining(self) -> float:
+        """Seconds every request of the source is still held by a rate limit."""
+        ...
+
 
 class BackfillState(Protocol):
     """What the metrics read of a source's backfill counters (``sources.backfill``)."""
@@ -108,7 +112,7 @@ class BackfillState(Protocol):
     buffered_pages: int
 
 
-_GateReading = Callable[[RequestGateState, BackfillState], int]
+_GateReading = Callable[[RequestGateState, BackfillState], float]
 
 # (family, name, help, reading) of each per-source concurrency metric.
 _SOURCE_CONCURRENCY: tuple[tuple[type[Metric], str, str, _GateReading], ...] = (
@@ -130,6 +134,13 @@ _SOURCE_CONCURRENCY: tuple[tuple[type[Metric], str, str, _GateReading], ...] = (
         "forwarder_source_rate_limit_holds",
         "Times a rate-limit signal held every request of a source until the API's reset.",
         lambda gate, backfill: gate.throttled,
+    ),
+    (
+        GaugeMetricFamily,
+        "forwarder_source_rate_limit_hold_seconds",
+        "Seconds every request of a source is still held by the API's rate limit (capped "
+        "at max_retry_after).",
+        lambda gate, backfill: gate.hold_remaining(),
     ),
     (
         GaugeMetricFamily,
@@ -231,6 +242,26 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.future_events = Counter(
+            "forwarder_source_future_events",
+            "Records dated after the API's own clock (plus a tolerance): delivered, flagged, "
+            "and never allowed to move a cursor.",
+            ["source"],
+            registry=r,
+        )
+        self.source_capped_values = Counter(
+            "forwarder_source_capped_values",
+            "Values from an API beyond what the daemon believes (retry_after, clock_offset, "
+            "token_lifetime), used capped.",
+            ["source", "kind"],
+            registry=r,
+        )
+        self.clock_offset = Gauge(
+            "forwarder_source_clock_offset_seconds",
+            "The API's clock minus ours, as measured from its Date header (before capping).",
+            ["source"],
+            registry=r,
+        )
         self.poll_duration = Histogram(
             "forwarder_source_poll_duration_seconds",
             "Duration of one complete polling cycle.",
@@ -299,6 +330,12 @@ class Metrics:
             ["sink", "error_type"],
             registry=r,
         )
+        self.sink_capped_values = Counter(
+            "forwarder_sink_capped_values",
+            "Values from a receiver beyond what the daemon believes (retry_after), used capped.",
+            ["sink", "kind"],
+            registry=r,
+        )
         self.truncated_events = Counter(
             "forwarder_sink_truncated_events",
             "Events cut to fit a syslog size limit (max_udp_bytes or max_message_bytes).",
@@ -340,6 +377,18 @@ class Metrics:
             "forwarder_sink_queue_capacity_events",
             "Capacity of a sink's queue in events.",
             ["sink"],
+            registry=r,
+        )
+        # Operator endpoints
+        self.operator_connections = Gauge(
+            "forwarder_operator_connections",
+            "Connections open to the metrics and health listener.",
+            registry=r,
+        )
+        self.operator_connections_refused = Counter(
+            "forwarder_operator_connections_refused",
+            "Connections to the metrics and health listener closed at once: max_connections "
+            "reached.",
             registry=r,
         )
         # Dead letters

@@ -64,6 +64,9 @@ class Source(Protocol):
     """The formats to encode every new event in as soon as it is normalized, releasing its
     document (:meth:`Event.seal`); ``None`` keeps the documents (set by the daemon from
     its sinks)."""
+    warnings: dict[str, str]
+    """Conditions an operator should see that do not stop delivery (a capped clock offset,
+    future-dated records...), by a short key; shown in ``/readyz``."""
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None: ...
 

@@ -68,6 +68,7 @@ class CalendlySource:
         self.id = source_id
         self.poll_interval = config.poll_interval
         self.seal_formats: tuple[str, ...] | None = None
+        self.warnings: dict[str, str] = {}
         self._config = config
         self._url = config.base_url.rstrip("/") + "/activity_log_entries"
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}

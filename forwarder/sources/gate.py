@@ -59,6 +59,10 @@ class RequestGate:
         self._resume_at = max(self._resume_at, self._clock.now() + max(0.0, seconds))
         self.limit = 1
 
+    def hold_remaining(self) -> float:
+        """Seconds every request is still held by the last throttle."""
+        return max(0.0, self._resume_at - self._clock.now())
+
     def succeeded(self) -> None:
         """A request went through: allow one more in flight (up to the maximum)."""
         if self.limit < self.max_concurrency:

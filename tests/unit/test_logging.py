@@ -89,7 +89,10 @@ async def test_a_failure_streak_is_logged_once_and_its_end_once(tmp_path: Path) 
 
 
 def test_credentials_inside_messages_and_urls_are_redacted() -> None:
-    from forwarder.observability.logging import redact_secrets
+    from forwarder.observability.logging import secret_redactor
+    from forwarder.observability.redact import Redactor
+
+    redact_secrets = secret_redactor(Redactor())
 
     event = {
         "event": "request_failed",

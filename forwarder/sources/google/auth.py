@@ -4,6 +4,7 @@ domain-wide delegation: the assertion's ``sub`` is the admin user being imperson
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,6 +76,7 @@ class ServiceAccountTokenProvider:
         *,
         token_url: str | None = None,
         scopes: tuple[str, ...] = (REPORTS_AUDIT_SCOPE,),
+        on_secret: Callable[[str], None] | None = None,
     ) -> None:
         self._key = key
         self._subject = subject
@@ -85,6 +87,9 @@ class ServiceAccountTokenProvider:
         self._token: str | None = None
         self._expires_at = 0.0
         self._lock = asyncio.Lock()
+        # Told every assertion signed and token obtained, so that no log line or error
+        # text can show them (the daemon's Redactor).
+        self._on_secret = on_secret or (lambda _secret: None)
         # Google's clock minus ours (set by the source): the assertion's iat/exp must be
         # right on Google's clock, which allows little skew.
         self.clock_offset = 0.0
@@ -100,12 +105,14 @@ class ServiceAccountTokenProvider:
             "exp": issued + ASSERTION_LIFETIME,
         }
         try:
-            return jwt.encode(
+            assertion = jwt.encode(
                 claims,
                 self._key.private_key,
                 algorithm="RS256",
                 headers={"kid": self._key.private_key_id},
             )
+            self._on_secret(assertion)
+            return assertion
         except (ValueError, TypeError, jwt.PyJWTError) as error:
             raise CredentialsError(
                 f"cannot sign with the service-account private key: {type(error).__name__}"
@@ -136,6 +143,7 @@ class ServiceAccountTokenProvider:
             token, lifetime = body.get("access_token"), body.get("expires_in")
             if not isinstance(token, str) or not isinstance(lifetime, int | float):
                 raise MalformedResponseError("token response lacks access_token or expires_in")
+            self._on_secret(token)
             self._token = token
             self._expires_at = requested + float(lifetime)
             return

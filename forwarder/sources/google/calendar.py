@@ -98,6 +98,7 @@ class GoogleCalendarSource:
         self.id = source_id
         self.poll_interval = config.poll_interval
         self.seal_formats: tuple[str, ...] | None = None
+        self.warnings: dict[str, str] = {}
         self._config = config
         self._url = config.base_url.rstrip("/") + ACTIVITIES_PATH
         self._tokens = tokens

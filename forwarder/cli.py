@@ -139,6 +139,10 @@ def _check_config(args: argparse.Namespace) -> int:
             build_sink(sink_id, sink_config, metrics)
     except ConfigError as error:
         return _fail(EXIT_CONFIG, f"config error: {error}")
+    from forwarder.config.insecure import insecure_settings
+
+    for finding in insecure_settings(config):
+        print(f"forwarder: warning: {finding.key}: {finding.message}", file=sys.stderr)
     print(
         f"config OK: {len(config.sources)} source(s) ({', '.join(config.sources)}), "
         f"{len(config.sinks)} sink(s) ({', '.join(config.sinks)})"

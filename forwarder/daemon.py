@@ -19,6 +19,7 @@ from typing import Any
 from forwarder.backoff import Backoff
 from forwarder.checkpoint.file import FileCheckpointStore
 from forwarder.clock import Clock, SystemClock
+from forwarder.config.insecure import insecure_settings
 from forwarder.config.loader import collect_secrets, read_json_secret_file, read_secret
 from forwarder.config.model import (
     CalendlySourceConfig,
@@ -175,7 +176,9 @@ class Daemon:
             config.dead_letter_dir, self.metrics, self.clock, self.redactor
         )
         # Insecure settings an operator allowed or should know about (shown in /readyz).
-        self.config_warnings: list[str] = []
+        self.config_warnings = [
+            f"{finding.key}: {finding.message}" for finding in insecure_settings(config)
+        ]
         self.sinks: list[Sink] = []
         self.sources: list[Source] = []
         self.runners: list[SourceRunner] = []
@@ -195,6 +198,8 @@ class Daemon:
 
     async def _run(self, stop: asyncio.Event) -> None:
         config = self.config
+        for warning in self.config_warnings:
+            self.log.warning("insecure_configuration", setting=warning)
         async with contextlib.AsyncExitStack() as cleanup:
             if config.simulators is not None:
                 from forwarder.simulators.embedded import start_embedded_simulators

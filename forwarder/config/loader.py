@@ -17,6 +17,7 @@ import orjson
 import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
+from forwarder.config.insecure import insecure_settings
 from forwarder.config.model import Config
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -55,9 +56,13 @@ def parse_config(text: str, environ: Mapping[str, str], origin: str = "<config>"
         raise ConfigError(None, f"{origin} must be a YAML mapping of settings")
     document = _substitute(document, environ, ())
     try:
-        return Config.model_validate(document)
+        config = Config.model_validate(document)
     except ValidationError as error:
         raise _first_problem(error) from None
+    for finding in insecure_settings(config):
+        if finding.refused:
+            raise ConfigError(finding.key, finding.message)
+    return config
 
 
 def _substitute(node: Any, environ: Mapping[str, str], path: tuple[str, ...]) -> Any:

@@ -50,19 +50,20 @@ def secret_redactor(redactor: Redactor) -> Processor:
     return redact_secrets
 
 
-class _RepeatLimiter(logging.Filter):
+class RepeatLimiter(logging.Filter):
     """Lets a library logger's message through once per ``interval`` per (logger,
     message template); counts what it held back and says so on the next line."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, now: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self._interval = interval
+        self._now = now
         self._last: dict[tuple[str, str], float] = {}
         self._held: dict[tuple[str, str], int] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
         key = (record.name, str(record.msg)[:200])
-        now = time.monotonic()
+        now = self._now()
         last = self._last.get(key)
         if last is not None and now - last < self._interval:
             self._held[key] = self._held.get(key, 0) + 1
@@ -126,7 +127,7 @@ def configure_logging(
             ],
         )
     )
-    handler.addFilter(_RepeatLimiter(LIBRARY_REPEAT_SECONDS))
+    handler.addFilter(RepeatLimiter(LIBRARY_REPEAT_SECONDS))
     root = logging.getLogger()
     for existing in list(root.handlers):
         root.removeHandler(existing)

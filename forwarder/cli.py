@@ -121,7 +121,7 @@ def tune_garbage_collector() -> None:
 
 def _check_config(args: argparse.Namespace) -> int:
     from forwarder.config.loader import ConfigError
-    from forwarder.daemon import build_sink, build_source
+    from forwarder.daemon import StateError, build_sink, build_source
     from forwarder.observability.metrics import Metrics
 
     try:
@@ -139,6 +139,11 @@ def _check_config(args: argparse.Namespace) -> int:
             build_sink(sink_id, sink_config, metrics)
     except ConfigError as error:
         return _fail(EXIT_CONFIG, f"config error: {error}")
+    except StateError as error:
+        return _fail(EXIT_STATE, f"state error: {error}")
+    except OSError as error:
+        # The demo's simulator files under state_dir (a planted link is refused).
+        return _fail(EXIT_STATE, f"state error: {error}")
     from forwarder.config.insecure import insecure_settings
 
     for finding in insecure_settings(config):
@@ -153,6 +158,7 @@ def _check_config(args: argparse.Namespace) -> int:
 def _cursors(args: argparse.Namespace) -> int:
     from forwarder.checkpoint.base import CheckpointCorruptError
     from forwarder.checkpoint.file import FileCheckpointStore
+    from forwarder.checkpoint.statedir import prepare_state
     from forwarder.config.loader import ConfigError
     from forwarder.daemon import StateDirectoryLock, StateError
 
@@ -160,6 +166,12 @@ def _cursors(args: argparse.Namespace) -> int:
         config = _load(args.config)
     except ConfigError as error:
         return _fail(EXIT_CONFIG, f"config error: {error}")
+    try:
+        # The daemon's directory checks: never read or remove through an untrusted one. A
+        # bad checkpoint file is reported (show) or removed (reset), not refused.
+        prepare_state(config, create=False, files=False)
+    except StateError as error:
+        return _fail(EXIT_STATE, f"state error: {error}")
     store = FileCheckpointStore(config.state_dir)
     if args.action == "show":
         source_ids = [args.source] if args.source else list(config.sources)

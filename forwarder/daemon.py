@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from forwarder.backoff import Backoff
 from forwarder.checkpoint.file import FileCheckpointStore
+from forwarder.checkpoint.statedir import StateDirectoryLock, StateError, prepare_state
 from forwarder.clock import Clock, SystemClock
 from forwarder.config.insecure import insecure_settings
 from forwarder.config.loader import collect_secrets, read_json_secret_file, read_secret
@@ -50,10 +48,6 @@ from forwarder.sources.calendly import CalendlySource
 from forwarder.sources.google.auth import ServiceAccountKey, ServiceAccountTokenProvider
 from forwarder.sources.google.calendar import GoogleCalendarSource
 from forwarder.sources.http import ApiClient
-
-
-class StateError(Exception):
-    """The state directory cannot be used (locked by another daemon, corrupt checkpoint)."""
 
 
 def build_sink(sink_id: str, config: SinkConfig, metrics: Metrics) -> Sink:
@@ -102,6 +96,7 @@ def build_source(
         timeout=config.request_timeout,
         max_attempts=config.max_attempts,
         backoff=Backoff(initial=1.0, maximum=60.0),
+        max_response_bytes=config.max_response_bytes,
     )
     if isinstance(config, CalendlySourceConfig):
         token = read_secret(config.token, config.token_file, f"{key}.token")
@@ -121,34 +116,6 @@ def build_source(
         )
         return GoogleCalendarSource(source_id, config, tokens, client, metrics, clock)
     raise AssertionError(f"no source for {config!r}")
-
-
-class StateDirectoryLock:
-    """An exclusive ``flock`` on ``<state_dir>/.lock``: two daemons sharing checkpoints
-    would each commit cursors over the other's undelivered events."""
-
-    def __init__(self, state_dir: Path) -> None:
-        self.path = Path(state_dir) / ".lock"
-        self._descriptor: int | None = None
-
-    def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
-            raise StateError(
-                f"state directory {self.path.parent} is in use by another forwarder process"
-            ) from None
-        os.ftruncate(descriptor, 0)
-        os.write(descriptor, f"{os.getpid()}\n".encode())
-        self._descriptor = descriptor
-
-    def release(self) -> None:
-        if self._descriptor is not None:
-            os.close(self._descriptor)
-            self._descriptor = None
 
 
 class Daemon:
@@ -190,6 +157,8 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then drain. Raises ConfigError / StateError on start."""
+        # Private (0700) and trusted directories before anything is written into them.
+        prepare_state(self.config)
         self._lock.acquire()
         try:
             await self._run(stop)
@@ -224,7 +193,13 @@ class Daemon:
                 self.sources.append(source)
 
             if config.metrics.enabled:
-                self.operator = OperatorServer(self.metrics, self.readiness, config.metrics.listen)
+                self.operator = OperatorServer(
+                    self.metrics,
+                    self.readiness,
+                    config.metrics.listen,
+                    max_connections=config.metrics.max_connections,
+                    idle_timeout=config.metrics.idle_timeout,
+                )
                 await self.operator.start()
                 cleanup.push_async_callback(self.operator.stop)
 

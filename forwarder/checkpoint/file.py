@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -11,6 +10,13 @@ from typing import Any
 import orjson
 
 from forwarder.checkpoint.base import CheckpointCorruptError
+from forwarder.checkpoint.safefile import (
+    UnsafeStateFileError,
+    ensure_private_directory,
+    fsync_directory,
+    read_state_file,
+    replace_state_file,
+)
 
 FORMAT_VERSION = 1
 
@@ -22,6 +28,9 @@ class FileCheckpointStore:
     the directory, so after a crash the file holds either the old or the new checkpoint,
     never a mix. A file that cannot be read raises :class:`CheckpointCorruptError`: a
     silent reset would either lose or duplicate a whole retention period of events.
+
+    Files are 0600 in a 0700 directory, opened without following links (a link where a
+    checkpoint should be is refused, see ``safefile``).
     """
 
     def __init__(self, state_dir: Path) -> None:
@@ -43,11 +52,18 @@ class FileCheckpointStore:
         return await asyncio.to_thread(self.list_sources_sync)
 
     def load_sync(self, source_id: str) -> dict[str, Any] | None:
+        envelope = self.envelope_sync(source_id)
+        return None if envelope is None else envelope["state"]
+
+    def envelope_sync(self, source_id: str) -> dict[str, Any] | None:
+        """The stored envelope (state and commit time; ``forwarder cursors show``)."""
         path = self._path(source_id)
         try:
-            data = path.read_bytes()
+            data = read_state_file(path)
         except FileNotFoundError:
             return None
+        except UnsafeStateFileError as error:
+            raise CheckpointCorruptError(f"cannot read checkpoint: {error.strerror}") from None
         except OSError as error:
             raise CheckpointCorruptError(
                 f"cannot read checkpoint {path}: {error.strerror}"
@@ -66,49 +82,27 @@ class FileCheckpointStore:
                 f"checkpoint {path} does not have the expected format {FORMAT_VERSION} "
                 f"envelope for source {source_id!r}"
             )
-        return envelope["state"]
+        return envelope
 
     def commit_sync(self, source_id: str, state: dict[str, Any]) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self._path(source_id)
-        temporary = path.with_suffix(".json.tmp")
+        ensure_private_directory(self.directory)
         envelope = {
             "format": FORMAT_VERSION,
             "source": source_id,
             "committed_at": time.time(),
             "state": state,
         }
-        data = orjson.dumps(envelope)
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-        _fsync_directory(self.directory)
+        replace_state_file(self._path(source_id), orjson.dumps(envelope))
 
     def reset_sync(self, source_id: str) -> bool:
         try:
             self._path(source_id).unlink()
         except FileNotFoundError:
             return False
-        _fsync_directory(self.directory)
+        fsync_directory(self.directory)
         return True
 
     def list_sources_sync(self) -> list[str]:
         if not self.directory.is_dir():
             return []
         return sorted(path.stem for path in self.directory.glob("*.json"))
-
-    def envelope_sync(self, source_id: str) -> dict[str, Any] | None:
-        """The stored envelope with its commit time, for ``forwarder cursors show``."""
-        if self.load_sync(source_id) is None:
-            return None
-        return orjson.loads(self._path(source_id).read_bytes())
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 
+from forwarder.checkpoint.safefile import ensure_private_directory, open_state_file, write_all
 from forwarder.clock import Clock
 from forwarder.events import DeadLetter
 from forwarder.observability.metrics import Metrics
@@ -61,8 +62,13 @@ class FileDeadLetterQueue:
             self._metrics.dead_letters.labels(letter.stage, letter.reason).inc()
 
     def _append(self, data: bytes) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "ab") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        # Raw personal data: a 0600 file in a 0700 directory, never written through a
+        # link or into a file planted by another user (an UnsafeStateFileError, handled
+        # like a full disk: the batch waits and /readyz says why).
+        ensure_private_directory(self.path.parent)
+        descriptor = open_state_file(self.path, os.O_WRONLY | os.O_APPEND, create=True)
+        try:
+            write_all(descriptor, data)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)

@@ -13,6 +13,11 @@ from pathlib import Path
 
 import orjson
 
+from forwarder.checkpoint.safefile import (
+    ensure_private_directory,
+    read_state_file,
+    replace_state_file,
+)
 from forwarder.timeutil import format_rfc3339
 
 
@@ -23,16 +28,15 @@ def load_or_create_anchor(path: Path, default: float) -> float:
     replacing it would change the whole dataset.
     """
     path = Path(path)
-    if path.exists():
+    if os.path.lexists(path):
+        # Read without following a link (an UnsafeStateFileError says what is wrong).
         try:
-            data = orjson.loads(path.read_bytes())
+            data = orjson.loads(read_state_file(path))
             return float(data["anchor"])
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path} does not hold a simulator anchor: {exc}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private_directory(path.parent)
     body = orjson.dumps({"anchor": default, "anchor_rfc3339": format_rfc3339(default, 6)})
     # Write then rename so a crash never leaves a half-written anchor behind.
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_bytes(body + b"\n")
-    os.replace(temporary, path)
+    replace_state_file(path, body + b"\n")
     return float(default)

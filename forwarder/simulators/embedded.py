@@ -7,8 +7,10 @@ so a restarted demo serves the same history and the forwarder's cursors stay val
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from forwarder.checkpoint.safefile import create_state_file, ensure_private_directory
 from forwarder.config.model import Config, SimulatorsConfig
 from forwarder.simulators.google import TOKEN_ROUTE
 from forwarder.simulators.google_auth import ServiceAccount
@@ -53,13 +55,12 @@ def prepare_simulator_files(config: Config) -> None:
     if simulators is None:
         return
     directory = simulator_directory(config)
-    directory.mkdir(parents=True, exist_ok=True)
-    token_file = directory / CALENDLY_TOKEN_FILE
-    if not token_file.exists():
-        token_file.write_text(simulators.calendly_token + "\n")
-        token_file.chmod(0o600)
+    # 0700 and 0600 whatever the umask; a link planted where a file should be is refused
+    # (UnsafeStateFileError), never written through.
+    ensure_private_directory(directory)
+    create_state_file(directory / CALENDLY_TOKEN_FILE, (simulators.calendly_token + "\n").encode())
     key_file = directory / GOOGLE_KEY_FILE
-    if not key_file.exists():
+    if not os.path.lexists(key_file):
         token_uri = f"http://{simulators.host}:{simulators.google_port}{TOKEN_ROUTE}"
         ServiceAccount.generate().write_key_file(key_file, token_uri)
 

@@ -9,7 +9,6 @@ the Reports scope, ``sub`` = the delegated admin, and a short-lived ``iat``/``ex
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import orjson
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from forwarder.checkpoint.safefile import ensure_private_directory, replace_state_file
 from forwarder.clock import Clock
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -98,14 +98,12 @@ class ServiceAccount:
         }
 
     def write_key_file(self, path: Path, token_uri: str) -> Path:
-        """Write the key file (mode 0600, atomically) and return its path."""
+        """Write the key file (mode 0600, atomically, never through a link) and return
+        its path."""
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(path.name + ".tmp")
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(orjson.dumps(self.key_file_json(token_uri), option=orjson.OPT_INDENT_2))
-        os.replace(temporary, path)
+        ensure_private_directory(path.parent)
+        body = orjson.dumps(self.key_file_json(token_uri), option=orjson.OPT_INDENT_2)
+        replace_state_file(path, body)
         return path
 
 

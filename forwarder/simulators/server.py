@@ -24,6 +24,7 @@ from typing import Any, TextIO
 import orjson
 from aiohttp import web
 
+from forwarder.checkpoint.safefile import ensure_private_directory, replace_state_file
 from forwarder.clock import Clock, SystemClock
 from forwarder.simulators.anchor import load_or_create_anchor
 from forwarder.simulators.calendly import (
@@ -179,7 +180,7 @@ class SimulatorServer:
         output_dir = settings.output_dir
         if output_dir is None:
             output_dir = self._temporary_dir = Path(tempfile.mkdtemp(prefix="forwarder-sim-"))
-        output_dir.mkdir(parents=True, exist_ok=True)
+        ensure_private_directory(output_dir)
         start = resolve_start(settings, self.clock)
         calendly_url = google_url = token_uri = None
         key_file = token_file = None
@@ -191,8 +192,7 @@ class SimulatorServer:
                 )
                 self._runners.append(runner)
                 token_file = output_dir / CALENDLY_TOKEN_FILE
-                token_file.write_text(self.calendly.config.token + "\n")
-                token_file.chmod(0o600)
+                replace_state_file(token_file, (self.calendly.config.token + "\n").encode())
             if settings.enable_google:
                 key_file = output_dir / GOOGLE_KEY_FILE
                 account = self._existing_account(key_file)

@@ -420,6 +420,7 @@ def test_network_policy_derives_sink_ports(helm: Helm, example: str, ports: set)
 def test_network_policy_udp_syslog(helm: Helm, tmp_path: Path) -> None:
     udp = {"id": "s", "type": "syslog", "host": "h", "transport": "udp"}
     values = changed("config.sinks.0", udp)
+    values["networkPolicy"] = {"egress": {"sinks": {"to": [{"ipBlock": {"cidr": "10.1.0.0/16"}}]}}}
     documents = helm.render((values_file(tmp_path, values),))
     assert (514, "UDP") in _egress_ports(documents)
 
@@ -505,3 +506,202 @@ def test_schema_covers_every_config_key() -> None:
         classes = typing.get_args(typing.get_args(union)[0])
         types = {typing.get_args(cls.model_fields["type"].annotation)[0] for cls in classes}
         assert set(definitions[tagged]["properties"]["type"]["enum"]) == types
+
+
+# -- egress scoped to its destinations ----------------------------------------------------------
+
+# What the default egress must never reach: the cloud metadata service (the node's
+# credentials), the cluster's own private ranges, loopback.
+UNREACHABLE = ("169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8")
+
+
+def _egress_rules(documents: list[dict]) -> list[dict]:
+    return one(documents, "NetworkPolicy")["spec"]["egress"]
+
+
+def _validate(documents: list[dict]) -> None:
+    for document in documents:
+        for version in KUBERNETES_VERSIONS:
+            kubernetes_validate.validate(document, version, strict=True)
+
+
+def test_default_egress_is_dns_and_the_public_internet_on_the_api_ports(helm: Helm) -> None:
+    documents = helm.render()
+    _validate(documents)
+    dns, *apis = _egress_rules(documents)
+    assert {(port["port"], port["protocol"]) for port in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert len(apis) == 2, "one rule per source"
+    for rule in apis:
+        assert rule["ports"] == [{"port": 443, "protocol": "TCP"}]
+        assert rule["to"], "a rule without peers admits any address"
+        blocks = [peer["ipBlock"] for peer in rule["to"]]
+        assert {block["cidr"] for block in blocks} == {"0.0.0.0/0", "::/0"}
+        v4 = next(block for block in blocks if block["cidr"] == "0.0.0.0/0")
+        assert set(UNREACHABLE) <= set(v4["except"])
+        v6 = next(block for block in blocks if block["cidr"] == "::/0")
+        assert {"fc00::/7", "fe80::/10", "::1/128"} <= set(v6["except"])
+
+
+def test_egress_destinations_per_api_and_per_sink(helm: Helm, tmp_path: Path) -> None:
+    gateway = [{"ipBlock": {"cidr": "203.0.113.7/32"}}]
+    kafka_ns = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kafka"}}}]
+    collectors = [{"ipBlock": {"cidr": "10.40.0.0/24"}}]
+    values = base_values()
+    values["config"]["sources"].append(
+        {
+            "id": "gcal",
+            "type": "google_calendar",
+            "delegated_admin": "a@example.com",
+            "credentials_file": "/run/secrets/calendly/sa.json",
+            "base_url": "https://reports.example.com:8443",
+        }
+    )
+    values["config"]["sinks"] = [
+        {"id": "k", "type": "kafka", "bootstrap_servers": ["k-0:9093", "k-1:9093"]},
+        {
+            "id": "hec",
+            "type": "http",
+            "url": "https://hec.example.com:8088/services/collector",
+            "encoding": "splunk_hec",
+        },
+        {"id": "console", "type": "stdout"},
+    ]
+    values["networkPolicy"] = {"egress": {
+        "apis": {"perSource": {"calendly": gateway}},
+        "sinks": {"to": collectors, "perSink": {"k": kafka_ns}},
+    }}  # fmt: skip
+    documents = helm.render((values_file(tmp_path, values),))
+    _validate(documents)
+    rules = {
+        tuple((port["port"], port["protocol"]) for port in rule["ports"]): rule.get("to")
+        for rule in _egress_rules(documents)[1:]
+    }
+    default_internet = yaml.safe_load((CHART / "values.yaml").read_text())["networkPolicy"][
+        "egress"
+    ]["apis"]["to"]
+    assert rules == {
+        ((443, "TCP"),): gateway,  # calendly: its own destination
+        ((8443, "TCP"), (443, "TCP")): default_internet,  # gcal: its API and Google's token
+        ((9093, "TCP"),): kafka_ns,
+        ((8088, "TCP"),): collectors,
+    }
+
+
+def test_a_network_sink_without_a_destination_is_refused(helm: Helm, tmp_path: Path) -> None:
+    values = changed("config.sinks.0", {"id": "hec", "type": "http", "url": "https://hec:8088"})
+    result = helm.template([values_file(tmp_path, values)])
+    assert result.returncode != 0
+    assert "sink hec (http) has no destination: set networkPolicy.egress.sinks.perSink.hec" in (
+        result.stderr
+    )
+    values["networkPolicy"] = {"enabled": False}
+    assert helm.template([values_file(tmp_path, values)]).returncode == 0
+
+
+def test_the_demo_opens_no_api_egress(helm: Helm) -> None:
+    # The embedded simulators are on loopback: only DNS leaves the pod.
+    (dns,) = _egress_rules(helm.render((EXAMPLES / "values-demo.yaml",)))
+    assert {port["port"] for port in dns["ports"]} == {53}
+
+
+# -- credential headers only from mounted Secrets -----------------------------------------------
+
+
+def _http_sink(**fields: Any) -> dict[str, Any]:
+    values = base_values()
+    values["secretMounts"].append({"name": "clickhouse", "existingSecret": "forwarder-ch"})
+    values["configMapMounts"] = [{"name": "ca", "configMap": "ca-bundle"}]
+    values["config"]["sinks"] = [
+        {"id": "ch", "type": "http", "url": "https://ch.example.com:8443/", **fields}
+    ]
+    values["networkPolicy"] = {"egress": {"sinks": {"to": [{"ipBlock": {"cidr": "10.9.0.0/16"}}]}}}
+    return values
+
+
+def test_credential_headers_are_rendered_from_mounted_secrets(helm: Helm, tmp_path: Path) -> None:
+    values = _http_sink(
+        headers={"X-Tenant": "audit"},
+        header_files={"X-ClickHouse-Key": "/run/secrets/clickhouse/key"},
+    )
+    documents = helm.render((values_file(tmp_path, values),))
+    _validate(documents)
+    config = parse_config(config_text(documents), environ={}, origin="config.yaml")
+    sink = config.sinks["ch"]
+    assert isinstance(sink, model.HttpSinkConfig)
+    assert sink.headers == {"X-Tenant": "audit"}
+    assert sink.header_files == {"X-ClickHouse-Key": Path("/run/secrets/clickhouse/key")}
+    mounts = {m["mountPath"]: m for m in pod_spec(documents)["containers"][0]["volumeMounts"]}
+    assert mounts["/run/secrets/clickhouse"]["readOnly"] is True
+    volumes = {volume["name"]: volume for volume in pod_spec(documents)["volumes"]}
+    assert volumes[mounts["/run/secrets/clickhouse"]["name"]]["secret"]["secretName"] == (
+        "forwarder-ch"
+    )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["X-API-Key", "X-ClickHouse-Key", "X-Auth-Token", "Authorization", "Proxy-Authorization",
+     "Cookie", "X-Client-Secret", "X-Password", "apikey"],
+)  # fmt: skip
+def test_credential_like_headers_are_refused_in_the_values(
+    helm: Helm, tmp_path: Path, name: str
+) -> None:
+    values = _http_sink(headers={name: SENTINEL})
+    result = helm.template([values_file(tmp_path, values)])
+    assert result.returncode != 0, f"{name} accepted"
+    assert SENTINEL not in result.stdout
+    assert f"config.sinks[0] (ch).headers.{name}: a header whose name suggests a credential" in (
+        result.stderr
+    )
+    assert f"header_files: {{{name}: /run/secrets/<name>/<key>}}" in result.stderr
+
+
+def test_credential_like_kafka_headers_are_refused(helm: Helm, tmp_path: Path) -> None:
+    values = changed(
+        "config.sinks.0",
+        {"id": "k", "type": "kafka", "bootstrap_servers": ["k:9093"],
+         "headers": {"x-auth-token": SENTINEL}},
+    )  # fmt: skip
+    result = helm.template([values_file(tmp_path, values)])
+    assert result.returncode != 0 and SENTINEL not in result.stdout
+    assert "headers.x-auth-token: a header whose name suggests a credential" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/etc/forwarder/ca/key", "/run/secrets/undeclared/key", "/var/lib/forwarder/key",
+     "/run/secrets/clickhouse"],
+)  # fmt: skip
+def test_header_files_must_be_in_a_mounted_secret(helm: Helm, tmp_path: Path, path: str) -> None:
+    values = _http_sink(header_files={"X-ClickHouse-Key": path})
+    result = helm.template([values_file(tmp_path, values)])
+    assert result.returncode != 0, f"{path} accepted"
+    assert (
+        f"config.sinks[0] (ch).header_files.X-ClickHouse-Key: {path} is not in a mounted Secret"
+        in result.stderr
+    )
+
+
+# -- the metrics listener ------------------------------------------------------------------------
+
+
+def test_metrics_listener_is_bounded_and_its_exposure_declared(helm: Helm) -> None:
+    from forwarder.config.insecure import insecure_settings
+
+    text = config_text(helm.render())
+    assert "# metrics.allow_insecure: the listener binds 0.0.0.0:9108" in text
+    config = parse_config(text, environ={}, origin="config.yaml")
+    assert config.metrics.allow_insecure is True
+    assert (config.metrics.max_connections, config.metrics.idle_timeout) == (64, 30.0)
+    assert not [f for f in insecure_settings(config) if f.key == "metrics.listen"]
+    tuned = parse_config(
+        config_text(helm.render(sets=("metrics.maxConnections=16", "metrics.idleTimeout=10s"))),
+        environ={},
+    )
+    assert (tuned.metrics.max_connections, tuned.metrics.idle_timeout) == (16, 10.0)
+    # Without the NetworkPolicy (or with it open to anyone) the daemon's warning stays.
+    for sets in (("networkPolicy.enabled=false",), ("networkPolicy.ingress.from=null",)):
+        open_config = parse_config(config_text(helm.render(sets=sets)), environ={})
+        assert open_config.metrics.allow_insecure is False, sets
+        assert [f for f in insecure_settings(open_config) if f.key == "metrics.listen"], sets

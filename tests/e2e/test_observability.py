@@ -6,9 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
+import selectors
 import shutil
 import signal
+import socket
 import subprocess
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -25,6 +29,8 @@ from e2e_harness import (
     wait_for,
     write_config,
 )
+
+from forwarder.config.model import MetricsConfig
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,3 +222,143 @@ def test_refused_credentials_make_readyz_fail_and_never_leak(simulators, tmp_pat
     assert "super-secret-wrong-token" not in logs
     failing = [e for e in daemon.log_events() if e.get("event") == "source_failing"]
     assert len(failing) == 1, "a failure streak is logged once, not on every retry"
+
+
+# The daemon's descriptor limit in the flood test: a common default (`ulimit -n`), under
+# the 1,100 connections, as when the flood exhausted them.
+DAEMON_NOFILE = 1024
+FLOOD = 1_100
+
+
+def _limit_descriptors() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (DAEMON_NOFILE, hard))
+
+
+def _open_descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _committed_at(checkpoint: Path) -> float:
+    try:
+        return float(json.loads(checkpoint.read_bytes())["committed_at"])
+    except (FileNotFoundError, ValueError):
+        return 0.0
+
+
+def test_a_connection_flood_leaves_checkpoints_and_metrics_working(tmp_path: Path) -> None:
+    """1,100 idle connections to the metrics port (the issue's flood) against a daemon
+    whose descriptor limit is 1,024: at most metrics.max_connections are held, the rest
+    are reset as soon as they are accepted; descriptors stay bounded, checkpoints keep
+    committing, stderr stays quiet, and /metrics answers once the idle ones are dropped."""
+    state = tmp_path / "state"
+    metrics_port, calendly_port, google_port = free_port(), free_port(), free_port()
+    config = tmp_path / "flood.yaml"
+    config.write_text(
+        f"""
+state_dir: {state}
+simulators:
+  calendly_port: {calendly_port}
+  google_port: {google_port}
+  history: 10m
+  calendly_rate_per_minute: 600
+sources:
+  calendly:
+    type: calendly
+    base_url: http://127.0.0.1:{calendly_port}
+    organization: https://api.calendly.com/organizations/DEMOORG000000001
+    token_file: {state}/simulators/calendly-token
+    poll_interval: 1s
+sinks:
+  events:
+    type: file
+    path: {state}/events.ndjson
+metrics:
+  listen: 127.0.0.1:{metrics_port}
+  idle_timeout: 15s
+"""
+    )
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "forwarder", "run", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            preexec_fn=_limit_descriptors,
+        )
+    checkpoint = state / "checkpoints" / "calendly.json"
+    clients: list[socket.socket] = []
+    try:
+        wait_for(lambda: _committed_at(checkpoint) > 0, 60, "a first checkpoint")
+        baseline = _open_descriptors(process.pid)
+        log_size = log.stat().st_size
+        # The client needs more descriptors than the daemon has; only the client's limit.
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < FLOOD + 256:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, FLOOD + 256), hard))
+        selector = selectors.DefaultSelector()
+        refused_at_connect = 0
+        for _ in range(FLOOD):
+            # One after the other: each handshake completes (a burst beyond the listen
+            # backlog leaves half-open connections the daemon never sees).
+            try:
+                client = socket.create_connection(("127.0.0.1", metrics_port), timeout=10)
+            except ConnectionResetError:  # reset by the daemon before connect() returned
+                refused_at_connect += 1
+                continue
+            client.setblocking(False)
+            clients.append(client)
+            selector.register(client, selectors.EVENT_READ)
+        # Every refused connection is closed by the daemon; the admitted ones stay open
+        # (idle) until idle_timeout. Watch the daemon's descriptors meanwhile.
+        held = MetricsConfig().max_connections  # the default, 64
+        closed: set[socket.socket] = set()
+        most = baseline
+
+        def all_but_the_held_closed() -> bool:
+            nonlocal most
+            most = max(most, _open_descriptors(process.pid))
+            for key, _ in selector.select(timeout=0.05):
+                try:
+                    if key.fileobj.recv(1) == b"":  # type: ignore[union-attr]
+                        closed.add(key.fileobj)  # type: ignore[arg-type]
+                except (ConnectionError, BlockingIOError, OSError):
+                    closed.add(key.fileobj)  # type: ignore[arg-type]
+                selector.unregister(key.fileobj)
+            return refused_at_connect + len(closed) >= FLOOD - held
+
+        wait_for(all_but_the_held_closed, 60, f"{FLOOD - held} connections to be refused")
+        assert refused_at_connect + len(closed) == FLOOD - held
+        # While the held connections idle, the pipeline commits on.
+        during = _committed_at(checkpoint)
+        wait_for(lambda: _committed_at(checkpoint) > during, 30, "a checkpoint during the flood")
+        most = max(most, _open_descriptors(process.pid))
+        # Then the idle ones are dropped by the daemon (idle_timeout).
+        wait_for(lambda: all_but_the_held_closed() and len(clients) == len(closed), 60, "idle drop")
+        status, body = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+        assert status == 200
+        text = body.decode()
+        refused = _sample(text, "forwarder_operator_connections_refused_total")
+        write_errors = [
+            line for line in text.splitlines()
+            if line.startswith("forwarder_checkpoint_write_errors_total{")
+        ]  # fmt: skip
+        print(
+            f"flood: {FLOOD} connections, {refused:.0f} refused, {held} held; "
+            f"daemon descriptors: {baseline} before, at most {most} during; "
+            f"stderr +{log.stat().st_size - log_size} bytes"
+        )
+        assert refused == FLOOD - held
+        assert _sample(text, "forwarder_operator_connections") == 1  # this scrape
+        # Bounded: the held connections, plus a few for the daemon's own work (a checkpoint
+        # being written, a new connection to the API).
+        assert most <= baseline + held + 10, (baseline, most)
+        assert not write_errors, write_errors
+        assert _committed_at(checkpoint) > during
+        assert log.stat().st_size - log_size < 16_384, "stderr flooded"
+        assert process.poll() is None
+    finally:
+        for client in clients:
+            client.close()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(60) == 0

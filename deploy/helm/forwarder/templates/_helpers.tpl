@@ -134,6 +134,27 @@ extraVolumeMounts path. Argument: dict "key" "path" "root" $.
 {{- end -}}
 {{- end -}}
 
+{{/*
+Checks a file that holds a secret (header_files values): it must be in a mounted Secret,
+/run/secrets/<secretMounts[].name>/<key>, never a ConfigMap or the state volume.
+Argument: dict "key" "path" "root" $.
+*/}}
+{{- define "forwarder.checkSecretFile" -}}
+{{- $parts := splitList "/" .path -}}
+{{- $secretNames := list -}}
+{{- range .root.Values.secretMounts -}}{{- $secretNames = append $secretNames .name -}}{{- end -}}
+{{- $inSecret := and (hasPrefix (printf "%s/" (include "forwarder.secretsDir" .root)) .path) (ge (len $parts) 5) -}}
+{{- if not (and $inSecret (has (index $parts 3) $secretNames)) -}}
+{{- fail (printf "%s: %s is not in a mounted Secret (/run/secrets/<secretMounts name>/<key>): a credential header's value comes from a Secret only" .key .path) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Header names that suggest a credential (the daemon's CREDENTIAL_HEADER in
+forwarder/config/model.py): their values come from header_files, never from the values.
+*/}}
+{{- define "forwarder.credentialHeader" -}}(?i)key|token|auth|secret|password|cookie{{- end -}}
+
 {{/* Checks one source or sink entry: every *_file key, one level of nesting deep. */}}
 {{- define "forwarder.checkEntry" -}}
 {{- $root := .root -}}
@@ -186,9 +207,16 @@ set by the chart: the state volume and the port the probes and Prometheus use.
 {{- include "forwarder.checkMountedFile" (dict "key" (printf "%s.path" $where) "path" $sink.path "root" $root) -}}
 {{- end -}}
 {{- range $name, $_ := ($sink.headers | default dict) -}}
-{{- if has (lower $name) (list "authorization" "proxy-authorization" "cookie" "x-api-key") -}}
-{{- fail (printf "%s.headers.%s: credentials do not belong in the values (they would land in a ConfigMap): use auth with a *_file from secretMounts" $where $name) -}}
+{{- if regexMatch (include "forwarder.credentialHeader" $root) $name -}}
+{{- if eq $sink.type "http" -}}
+{{- fail (printf "%s.headers.%s: a header whose name suggests a credential (key, token, auth, secret, password, cookie) would land in the ConfigMap: mount its Secret (secretMounts) and set header_files: {%s: /run/secrets/<name>/<key>}" $where $name $name) -}}
+{{- else -}}
+{{- fail (printf "%s.headers.%s: a header whose name suggests a credential (key, token, auth, secret, password, cookie) would land in the ConfigMap and in every message: remove it" $where $name) -}}
 {{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $name, $path := ($sink.header_files | default dict) -}}
+{{- include "forwarder.checkSecretFile" (dict "key" (printf "%s.header_files.%s" $where $name) "path" $path "root" $root) -}}
 {{- end -}}
 {{- $_ := set $sinks $sink.id (omit $sink "id") -}}
 {{- end -}}
@@ -207,9 +235,21 @@ set by the chart: the state volume and the port the probes and Prometheus use.
 {{- if contains ":" .Values.metrics.listenAddress -}}
 {{- $listen = printf "[%s]:%d" .Values.metrics.listenAddress (.Values.metrics.port | int) -}}
 {{- end -}}
-{{- $_ := set $document "metrics" (dict "enabled" true "listen" $listen) -}}
+{{- $metrics := dict "enabled" true "listen" $listen "max_connections" (.Values.metrics.maxConnections | int) "idle_timeout" .Values.metrics.idleTimeout -}}
+{{- /* Beyond loopback on purpose, to the peers of networkPolicy.ingress.from only. */ -}}
+{{- $behindPolicy := and .Values.networkPolicy.enabled .Values.networkPolicy.ingress.from (not (has .Values.metrics.listenAddress (list "127.0.0.1" "::1" "localhost"))) -}}
+{{- if $behindPolicy -}}
+{{- $_ := set $metrics "allow_insecure" true -}}
+{{- end -}}
+{{- $_ := set $document "metrics" $metrics -}}
 # Rendered by the forwarder Helm chart {{ include "forwarder.chart" . }} from .Values.config.
-# Secrets are not in this file: *_file keys point at Secrets mounted under /run/secrets/.
+# Secrets are not in this file: *_file and header_files keys point at Secrets mounted
+# under /run/secrets/.
+{{- if $behindPolicy }}
+# metrics.allow_insecure: the listener binds {{ $listen }} so that the kubelet's probes
+# and Prometheus reach it; the chart's NetworkPolicy admits only networkPolicy.ingress.from
+# to that port (the daemon would otherwise warn that /metrics is served unauthenticated).
+{{- end }}
 {{ toYaml $document }}
 {{- end -}}
 
@@ -246,18 +286,31 @@ stdout need none.
 {{- if $explicit -}}{{- $explicit -}}{{- else if eq $url.scheme "http" -}}80{{- else -}}443{{- end -}}
 {{- end -}}
 
-{{/* The source APIs' ports (base_url, token_url; 443 for the real APIs), as a JSON list. */}}
+{{/* Whether a URL's host is loopback (the demo's embedded simulators: no egress). */}}
+{{- define "forwarder.isLoopbackUrl" -}}
+{{- $host := (urlParse .).host | replace "[" "" | replace "]" "" -}}
+{{- $host = regexReplaceAll ":[0-9]+$" $host "" -}}
+{{- if or (eq $host "localhost") (eq $host "::1") (hasPrefix "127." $host) -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+One source API's egress ports (dict "source" ...), as a JSON list: the ports of its
+base_url and token_url (443 for the real APIs; Google's token endpoint, from the key
+file's token_uri, is https://oauth2.googleapis.com). Loopback URLs need none.
+*/}}
 {{- define "forwarder.sourcePorts" -}}
+{{- $source := .source -}}
 {{- $ports := list -}}
-{{- range $source := .Values.config.sources -}}
-{{- $ports = append $ports (include "forwarder.urlPort" (default "https://api.example.com" $source.base_url) | int) -}}
+{{- $base := default "https://api.example.com" $source.base_url -}}
+{{- if not (include "forwarder.isLoopbackUrl" $base) -}}
+{{- $ports = append $ports (include "forwarder.urlPort" $base | int) -}}
+{{- end -}}
 {{- if $source.token_url -}}
+{{- if not (include "forwarder.isLoopbackUrl" $source.token_url) -}}
 {{- $ports = append $ports (include "forwarder.urlPort" $source.token_url | int) -}}
-{{- else if eq $source.type "google_calendar" -}}
-{{- /* the key file's token_uri: https://oauth2.googleapis.com/token */ -}}
+{{- end -}}
+{{- else if and (eq $source.type "google_calendar") (not (include "forwarder.isLoopbackUrl" $base)) -}}
 {{- $ports = append $ports 443 -}}
 {{- end -}}
-{{- end -}}
-{{- if eq (len $ports) 0 -}}{{- $ports = list 443 -}}{{- end -}}
 {{- toJson (uniq $ports) -}}
 {{- end -}}

@@ -6,10 +6,11 @@ ignored setting.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from forwarder.config.durations import Duration
 
@@ -290,6 +291,19 @@ class HttpConcurrencyConfig(Strict):
     max: int = Field(default=16, ge=1, le=256)
 
 
+# HTTP sink header names that suggest a credential: their values must come from
+# header_files (a file, e.g. a mounted secret), never from the config text.
+CREDENTIAL_HEADER = re.compile(r"key|token|auth|secret|password|cookie", re.IGNORECASE)
+# RFC 9110 token characters.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_HEADER_VALUE_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _check_header_name(name: str) -> None:
+    if not _HEADER_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a valid HTTP header name")
+
+
 class HttpSinkConfig(Strict):
     """POSTs batches of events to an HTTP endpoint."""
 
@@ -319,8 +333,36 @@ class HttpSinkConfig(Strict):
     splunk_sourcetype: str = "_json"
     splunk_source: str = "forwarder:{provider}"
 
+    @field_validator("headers")
+    @classmethod
+    def _plain_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            _check_header_name(name)
+            if CREDENTIAL_HEADER.search(name):
+                raise ValueError(
+                    f"header {name} looks like a credential: put its value in a file and name"
+                    f" that file under header_files ({name}: /run/secrets/...), so that it"
+                    " stays out of config files and ConfigMaps"
+                )
+            if _HEADER_VALUE_CONTROL.search(value):
+                raise ValueError(f"header {name}: a value is one line without control characters")
+        return headers
+
+    @field_validator("header_files")
+    @classmethod
+    def _file_header_names(cls, header_files: dict[str, Path]) -> dict[str, Path]:
+        for name in header_files:
+            _check_header_name(name)
+        return header_files
+
     @model_validator(mode="after")
     def _consistent(self) -> HttpSinkConfig:
+        named = {name.lower() for name in self.headers}
+        for name in self.header_files:
+            if name.lower() in named:
+                raise ValueError(f"header {name} is set in both headers and header_files")
+            if self.auth is not None and name.lower() == "authorization":
+                raise ValueError("Authorization comes from auth or from header_files, not both")
         splunk_auth = self.auth is not None and self.auth.strategy == "splunk"
         if splunk_auth and self.encoding != "splunk_hec":
             raise ValueError("auth strategy splunk goes with encoding splunk_hec")

@@ -16,6 +16,11 @@ from forwarder.pipeline.acks import OrderedCommitter, Ticket
 from forwarder.pipeline.queue import EventBoundedQueue
 from forwarder.sinks.base import SendResult, Sink
 
+# forwarder_sink_errors_total{error_type}: a sink that gives no type, and a sink that raised
+# (a bug: the batch is retried all the same).
+DEFAULT_ERROR_TYPE = "send_failed"
+EXCEPTION_ERROR_TYPE = "exception"
+
 
 @dataclass(slots=True)
 class Delivery:
@@ -54,6 +59,8 @@ class SinkWorker:
         self._log = get_logger("forwarder.sink", sink=sink.id)
         self.failing_since: float | None = None
         self.last_error: str | None = None
+        """``<error_type>: <reason>`` of the failure going on (shown in ``/readyz``)."""
+        self.last_error_type: str | None = None
         metrics.queue_capacity.labels(sink.id).set(queue.capacity)
 
     async def run(self) -> None:
@@ -82,14 +89,18 @@ class SinkWorker:
         while True:
             try:
                 await self._dead_letters.write(letters)
-                return
             except OSError as error:
                 self._metrics.sink_errors.labels(self.sink.id, "dead_letter_write").inc()
-                self.last_error = f"dead-letter write failed: {error}"
+                self.last_error = f"dead_letter_write: cannot write dead letters: {error}"
+                self.last_error_type = "dead_letter_write"
                 if self.failing_since is None:
                     self.failing_since = self._clock.now()
                     self._log.error("dead_letter_write_failed", error=str(error))
                 await self._clock.sleep(self._backoff.next_delay())
+                continue
+            if self.last_error_type == "dead_letter_write":
+                self._recovered()
+            return
 
     async def _deliver(self, deliveries: list[Delivery]) -> None:
         if len(deliveries) == 1:
@@ -106,10 +117,10 @@ class SinkWorker:
             try:
                 result = await self.sink.send(pending)
             except Exception as error:  # a sink bug must not kill the pipeline: retry
-                result = SendResult.retry_later(f"{type(error).__name__}: {error}")
-                error_type = "exception"
-            else:
-                error_type = "send_failed"
+                result = SendResult.retry_later(
+                    f"{type(error).__name__}: {error}", error_type=EXCEPTION_ERROR_TYPE
+                )
+            error_type = result.error_type or DEFAULT_ERROR_TYPE
             for index, reason in result.rejected.items():
                 rejected[positions[index]] = reason
                 if index in result.details:
@@ -125,17 +136,19 @@ class SinkWorker:
                 if not pending:
                     break
             self._metrics.sink_errors.labels(self.sink.id, error_type).inc()
-            self.last_error = result.retry
+            self.last_error = f"{error_type}: {result.retry}"
+            # Logged when the failure starts and when it turns into another kind (say a
+            # redirect fixed, then a wrong password), not on every retry.
             if self.failing_since is None:
                 self.failing_since = self._clock.now()
-                self._log.warning("sink_failing", reason=result.retry, events=len(pending))
+                self.last_error_type = None
+            if error_type != self.last_error_type:
+                self._log.warning(
+                    "sink_failing", error_type=error_type, reason=result.retry, events=len(pending)
+                )
+            self.last_error_type = error_type
             await self._clock.sleep(self._backoff.next_delay(result.retry_after))
-        if self.failing_since is not None:
-            failed_for = round(self._clock.now() - self.failing_since, 3)
-            self._log.info("sink_recovered", failed_for_seconds=failed_for)
-            self.failing_since = None
-            self.last_error = None
-        self._backoff.reset()
+        self._recovered()
         if rejected:
             await self._write_dead_letters(
                 [
@@ -161,3 +174,11 @@ class SinkWorker:
         )
         for delivery in deliveries:
             await delivery.committer.acknowledge(delivery.ticket)
+
+    def _recovered(self) -> None:
+        if self.failing_since is not None:
+            failed_for = round(self._clock.now() - self.failing_since, 3)
+            self._log.info("sink_recovered", failed_for_seconds=failed_for)
+            self.failing_since = None
+            self.last_error = self.last_error_type = None
+        self._backoff.reset()

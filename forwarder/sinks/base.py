@@ -27,15 +27,21 @@ class SendResult:
     delivered: frozenset[int] = frozenset()
     details: dict[int, str] = field(default_factory=dict)
     """Optional human detail per rejected index (e.g. the receiver's response body)."""
+    error_type: str | None = None
+    """With ``retry``: a short code for the failure (``redirect``, ``response_too_large``,
+    ``bad_success_body``, ``http_503``...), the ``error_type`` label of
+    ``forwarder_sink_errors_total``; ``None`` counts as ``send_failed``."""
 
     @classmethod
     def acknowledged(cls) -> SendResult:
         return cls()
 
     @classmethod
-    def retry_later(cls, reason: str, retry_after: float | None = None) -> SendResult:
+    def retry_later(
+        cls, reason: str, retry_after: float | None = None, error_type: str | None = None
+    ) -> SendResult:
         """Nothing was delivered; send the whole batch again later."""
-        return cls(retry=reason, retry_after=retry_after)
+        return cls(retry=reason, retry_after=retry_after, error_type=error_type)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,18 @@
 """HTTP receivers for the sink tests: a scriptable local server (HEC, bulk, faults,
-latency, concurrency tracking) and a real ClickHouse server started by PID."""
+latency, concurrency tracking), an Elasticsearch-shaped ``_bulk`` endpoint, a real
+ClickHouse server started by PID, and a one-source pipeline to drive a sink with."""
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import os
 import shutil
 import signal
 import subprocess
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,53 @@ import orjson
 from aiohttp import web
 from kafka_harness import free_port, wait_listening
 
+from forwarder.backoff import Backoff
+from forwarder.checkpoint.file import FileCheckpointStore
+from forwarder.clock import Clock, SystemClock
+from forwarder.deadletter.file import FileDeadLetterQueue
+from forwarder.events import Batch, Event
+from forwarder.observability.metrics import Metrics
+from forwarder.pipeline.acks import OrderedCommitter
+from forwarder.pipeline.queue import EventBoundedQueue
+from forwarder.pipeline.sink_worker import Delivery, SinkWorker
+from forwarder.pipeline.source_runner import SourceRunner
+from forwarder.sinks.base import Sink
+
 Responder = Callable[[list[bytes]], tuple[int, dict[str, str], bytes]]
+
+HEC_SUCCESS: tuple[int, dict[str, str], bytes] = (
+    200,
+    {"Content-Type": "application/json; charset=UTF-8"},
+    b'{"text":"Success","code":0}',
+)
+
+
+def hec_success(lines: list[bytes]) -> tuple[int, dict[str, str], bytes]:
+    """What Splunk's HEC answers to an accepted request."""
+    return HEC_SUCCESS
+
+
+async def write_in_pieces(
+    request: web.Request,
+    status: int,
+    headers: dict[str, str],
+    body: bytes,
+    pieces: int,
+    pause: float = 0.005,
+) -> web.StreamResponse:
+    """Answer with ``body`` (Content-Length set) in ``pieces`` separate TCP writes with a
+    pause between them, as a busy server on a real network does."""
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_length = len(body)
+    await response.prepare(request)
+    size = -(-len(body) // pieces)
+    for start in range(0, len(body), size):
+        # Each write() is one send() on the socket (TCP_NODELAY): the pause makes the
+        # pieces arrive separately.
+        await response.write(body[start : start + size])
+        await asyncio.sleep(pause)
+    await response.write_eof()
+    return response
 
 
 @dataclass
@@ -138,3 +186,176 @@ class ClickHouse:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+class FakeElasticsearch:
+    """An Elasticsearch ``_bulk`` endpoint that keeps what it indexed and answers the way
+    Elasticsearch 8 does: one result per action, ``create`` of an existing ``_id`` a 409
+    ``version_conflict_engine_exception``, ids in ``refuse`` a 400 parsing error every
+    time, ids in ``throttle_once`` a 429 the first time. Each answer is written in
+    ``pieces`` TCP writes, gzip-compressed when ``gzip_answers`` (as with
+    ``http.compression``)."""
+
+    def __init__(
+        self,
+        refuse: frozenset[str] = frozenset(),
+        throttle_once: frozenset[str] = frozenset(),
+        pieces: int = 8,
+        gzip_answers: bool = False,
+    ) -> None:
+        self.refuse = refuse
+        self.throttle_once = set(throttle_once)
+        self.pieces = pieces
+        self.gzip_answers = gzip_answers
+        self.index: dict[str, bytes] = {}
+        self.requests = 0
+        self.answer_sizes: list[int] = []  # uncompressed
+        self.url = ""
+        self._seq_no = 0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        lines = (await request.read()).splitlines()
+        items = [
+            self._item(action, document)
+            for action, document in zip(lines[::2], lines[1::2], strict=True)
+        ]
+        body = orjson.dumps(
+            {"errors": any(i["create"]["status"] >= 300 for i in items), "took": 87, "items": items}
+        )
+        self.answer_sizes.append(len(body))
+        headers = {"Content-Type": "application/json", "X-elastic-product": "Elasticsearch"}
+        if self.gzip_answers:
+            body = gzip.compress(body)
+            headers["Content-Encoding"] = "gzip"
+        return await write_in_pieces(request, 200, headers, body, self.pieces)
+
+    def _item(self, action: bytes, document: bytes) -> dict[str, Any]:
+        meta = orjson.loads(action)["create"]
+        doc_id, index = meta["_id"], meta["_index"]
+        item: dict[str, Any] = {"_index": index, "_id": doc_id}
+        if doc_id in self.refuse:
+            item["status"] = 400
+            item["error"] = {
+                "type": "document_parsing_exception",
+                "reason": f"[1:25] failed to parse field [n] of type [long] in document with"
+                f" id '{doc_id}'. Preview of field's value: 'x'",
+                "caused_by": {"type": "illegal_argument_exception", "reason": 'For input "x"'},
+            }
+        elif doc_id in self.throttle_once:
+            self.throttle_once.discard(doc_id)
+            item["status"] = 429
+            item["error"] = {
+                "type": "es_rejected_execution_exception",
+                "reason": "rejected execution of coordinating operation [coordinating_and_"
+                "primary_bytes=104857600, replica_bytes=0, all_bytes=104857600, "
+                "coordinating_operation_bytes=1024, max_coordinating_and_primary_bytes=107374182]",
+            }
+        elif doc_id in self.index:
+            item["status"] = 409
+            item["error"] = {
+                "type": "version_conflict_engine_exception",
+                "reason": f"[{doc_id}]: version conflict, document already exists (current"
+                " version [1])",
+                "index_uuid": "lU5nQ2k8T7i3QWv4a9Hk3w",
+                "shard": "0",
+                "index": index,
+            }
+        else:
+            self.index[doc_id] = document
+            self._seq_no += 1
+            item.update(
+                {
+                    "_version": 1,
+                    "result": "created",
+                    "_shards": {"total": 2, "successful": 1, "failed": 0},
+                    "_seq_no": self._seq_no,
+                    "_primary_term": 1,
+                    "status": 201,
+                }
+            )
+        return {"create": item}
+
+
+async def start_app(
+    routes: Mapping[str, Callable[..., Any]], path: str
+) -> tuple[web.AppRunner, str]:
+    """An aiohttp server on 127.0.0.1 answering every method of ``routes`` (path ->
+    handler); returns the runner and the URL of ``path``."""
+    app = web.Application(client_max_size=64 * 1024 * 1024)
+    for route, handler in routes.items():
+        app.router.add_route("*", route, handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner, f"http://127.0.0.1:{port}{path}"
+
+
+def make_event(n: int, provider: str = "calendly") -> Event:
+    """Event ``n`` of source ``cal``: id ``n`` as 32 hex digits, non-ASCII text."""
+    event = Event(
+        id=f"{n:032x}",
+        timestamp=1_800_000_000.25 + n,
+        provider=provider,
+        action="API.Token_Created",
+        document={"@timestamp": "2027-01-15T08:00:00.250Z", "event": {"id": f"{n:032x}"},
+                  "message": f"event {n} é ✓", "n": n},
+        raw={"n": n},
+    )  # fmt: skip
+    event.source = "cal"
+    return event
+
+
+class ScriptedSource:
+    """``batches`` pages of ``size`` events each, checkpoint ``{"b": page}``."""
+
+    provider = "calendly"
+    poll_interval = 3600.0
+
+    def __init__(self, batches: int, size: int) -> None:
+        self.id = "cal"
+        self.batches, self.size = batches, size
+
+    def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
+        return None
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {}
+
+    async def poll(self) -> AsyncIterator[Batch]:
+        for b in range(self.batches):
+            yield Batch(
+                self.id, [make_event(b * self.size + i) for i in range(self.size)], {"b": b}
+            )
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def run_pipeline(
+    tmp_path: Path,
+    sink: Sink,
+    source: ScriptedSource,
+    clock: Clock | None = None,
+    metrics: Metrics | None = None,
+    within: float = 60,
+) -> tuple[FileCheckpointStore, FileDeadLetterQueue, Metrics]:
+    """One poll of ``source`` through a sink worker for ``sink`` (quick backoff) until
+    every batch is acknowledged; the checkpoint store, dead letters and pipeline metrics."""
+    clock = clock or SystemClock()
+    metrics = metrics or Metrics()
+    store = FileCheckpointStore(tmp_path)
+    dead = FileDeadLetterQueue(tmp_path / "dl", metrics, clock)
+    queue: EventBoundedQueue[Delivery] = EventBoundedQueue(100_000)
+    worker = SinkWorker(sink, queue, dead, metrics, clock, Backoff(0.01, 0.05))
+    committer = OrderedCommitter(source.id, store, metrics, clock)
+    runner = SourceRunner(source, committer, [queue], dead, metrics, clock, Backoff())
+    task = asyncio.create_task(worker.run())
+    try:
+        await runner.poll_once()
+        await asyncio.wait_for(committer.wait_idle(), within)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    return store, dead, metrics

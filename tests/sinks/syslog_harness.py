@@ -335,3 +335,66 @@ def running(rsyslog: Rsyslog):  # type: ignore[no-untyped-def]
         yield rsyslog
     finally:
         rsyslog.stop()
+
+
+# -- control characters ----------------------------------------------------------------------
+
+# Everything that must never reach a receiver raw (written independently of the sink's
+# table): C0, DEL, C1, the Unicode line and paragraph separators.
+CONTROLS = frozenset(chr(code) for code in (*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029))
+# A text with one of each kind, and backslash sequences that look like the escapes.
+HOSTILE = (
+    "NUL\x00 CR\r LF\n CRLF\r\n TAB\t LS\u2028 PS\u2029 NEL\x85 ESC\x1b[31m DEL\x7f "
+    'CSI\x9b BEL\x07 VT\x0b FF\x0c literal\\n literal\\u2028 \\ " ] | = ^ é ✓ end'
+)
+
+
+def as_escaped(text: str, parsed: str = "") -> str:
+    """``text`` as the documented escapes write it (LF ``\\n``, CR ``\\r``, TAB ``\\t``,
+    other controls ``\\uXXXX``), except for the characters in ``parsed``, which the
+    format's parser turns back into themselves."""
+    out: list[str] = []
+    for char in text:
+        if char in parsed or char not in CONTROLS:
+            out.append(char)
+        else:
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char, f"\\u{ord(char):04x}"))
+    return "".join(out)
+
+
+_SD_ESCAPES = {'"': '"', "\\": "\\", "]": "]", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def decode_structured_data(raw: str) -> dict[str, dict[str, str]]:
+    """RFC 5424 STRUCTURED-DATA as it was on the wire, with the sink's escapes undone too:
+    the exact values the sink was given."""
+    elements: dict[str, dict[str, str]] = {}
+    position = 0
+    while position < len(raw):
+        assert raw[position] == "[", raw[position:]
+        end_of_id = min(i for i in (raw.find(" ", position), raw.find("]", position)) if i > 0)
+        params = elements[raw[position + 1 : end_of_id]] = {}
+        position = end_of_id
+        while raw[position] == " ":
+            equals = raw.index("=", position)
+            name = raw[position + 1 : equals]
+            assert raw[equals + 1] == '"'
+            value: list[str] = []
+            position = equals + 2
+            while raw[position] != '"':
+                if raw[position] == "\\":
+                    following = raw[position + 1]
+                    if following == "u":
+                        value.append(chr(int(raw[position + 2 : position + 6], 16)))
+                        position += 6
+                        continue
+                    value.append(_SD_ESCAPES[following])
+                    position += 2
+                    continue
+                value.append(raw[position])
+                position += 1
+            params[name] = "".join(value)
+            position += 1
+        assert raw[position] == "]"
+        position += 1
+    return elements

@@ -2,45 +2,30 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 import hashlib
 import socket
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
-from http_harness import ClickHouse, Receiver, start_receiver
+from http_harness import (
+    ClickHouse,
+    Receiver,
+    ScriptedSource,
+    hec_success,
+    make_event,
+    run_pipeline,
+    start_receiver,
+)
 
-from forwarder.backoff import Backoff
-from forwarder.checkpoint.file import FileCheckpointStore
-from forwarder.clock import ManualClock, SystemClock
+from forwarder.clock import ManualClock
 from forwarder.config.model import HttpSinkConfig
-from forwarder.deadletter.file import FileDeadLetterQueue
-from forwarder.events import Batch, Event
 from forwarder.observability.metrics import Metrics
-from forwarder.pipeline.acks import OrderedCommitter
-from forwarder.pipeline.queue import EventBoundedQueue
-from forwarder.pipeline.sink_worker import Delivery, SinkWorker
-from forwarder.pipeline.source_runner import SourceRunner
 from forwarder.sinks.http import HttpSink
 from forwarder.sinks.http.concurrency import AdaptiveConcurrency
-
-
-def _event(n: int, provider: str = "calendly") -> Event:
-    event = Event(
-        id=f"{n:032x}",
-        timestamp=1_800_000_000.25 + n,
-        provider=provider,
-        action="API.Token_Created",
-        document={"@timestamp": "2027-01-15T08:00:00.250Z", "event": {"id": f"{n:032x}"},
-                  "message": f"event {n} é ✓", "n": n},
-        raw={"n": n},
-    )  # fmt: skip
-    event.source = "cal"
-    return event
 
 
 def _sink(url: str, metrics: Metrics | None = None, **options: Any) -> HttpSink:
@@ -55,44 +40,6 @@ async def receiver() -> AsyncIterator[Receiver]:
     runner = await start_receiver(running)
     yield running
     await runner.cleanup()
-
-
-class ScriptedSource:
-    provider = "calendly"
-    poll_interval = 3600.0
-
-    def __init__(self, batches: int, size: int) -> None:
-        self.id = "cal"
-        self.batches, self.size = batches, size
-
-    def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
-        return None
-
-    async def poll(self) -> AsyncIterator[Batch]:
-        for b in range(self.batches):
-            yield Batch(self.id, [_event(b * self.size + i) for i in range(self.size)], {"b": b})
-
-    async def aclose(self) -> None:
-        return None
-
-
-async def _run_pipeline(tmp_path: Path, sink: HttpSink, source: ScriptedSource, clock=None):  # type: ignore[no-untyped-def]
-    clock = clock or SystemClock()
-    metrics = Metrics()
-    store = FileCheckpointStore(tmp_path)
-    dead = FileDeadLetterQueue(tmp_path / "dl", metrics, clock)
-    queue: EventBoundedQueue[Delivery] = EventBoundedQueue(100_000)
-    worker = SinkWorker(sink, queue, dead, metrics, clock, Backoff(0.01, 0.05))
-    committer = OrderedCommitter(source.id, store, metrics, clock)
-    runner = SourceRunner(source, committer, [queue], dead, metrics, clock, Backoff())
-    task = asyncio.create_task(worker.run())
-    try:
-        await runner.poll_once()
-        await asyncio.wait_for(committer.wait_idle(), 60)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    return store, dead, metrics
 
 
 @pytest.fixture
@@ -114,13 +61,37 @@ async def test_clickhouse_every_event_lands_once(clickhouse: ClickHouse, tmp_pat
     )
     await sink.start()
     try:
-        store, dead, _ = await _run_pipeline(tmp_path, sink, ScriptedSource(batches=10, size=100))
+        store, dead, _ = await run_pipeline(tmp_path, sink, ScriptedSource(batches=10, size=100))
     finally:
         await sink.aclose()
     rows = clickhouse.rows("SELECT `event.id` AS id, message FROM audit")
     assert len(rows) == 1000
     assert {row["id"] for row in rows} == {f"{n:032x}" for n in range(1000)}
     assert {row["message"] for row in rows if row["id"] == f"{7:032x}"} == {"event 7 é ✓"}
+    assert not dead.path.exists()
+    assert await store.load("cal") == {"b": 9}
+
+
+async def test_clickhouse_key_from_header_files_full_batches(
+    clickhouse: ClickHouse, tmp_path: Path
+) -> None:
+    # ClickHouse's own header authentication: the user in `headers`, the password in a
+    # file named under `header_files`. Default batch (500); ClickHouse answers 200 with
+    # an empty body, which counts.
+    key = tmp_path / "ch-key"
+    key.write_text(ClickHouse.PASSWORD + "\n")
+    sink = _sink(
+        clickhouse.insert_url("audit"),
+        headers={"X-ClickHouse-User": ClickHouse.USER},
+        header_files={"X-ClickHouse-Key": str(key)},
+    )
+    await sink.start()
+    try:
+        store, dead, _ = await run_pipeline(tmp_path, sink, ScriptedSource(batches=10, size=100))
+    finally:
+        await sink.aclose()
+    rows = clickhouse.rows("SELECT `event.id` AS id FROM audit")
+    assert sorted(row["id"] for row in rows) == sorted(f"{n:032x}" for n in range(1000))
     assert not dead.path.exists()
     assert await store.load("cal") == {"b": 9}
 
@@ -132,7 +103,7 @@ async def test_clickhouse_wrong_password_is_reported_clearly(clickhouse: ClickHo
     )
     await sink.start()
     try:
-        result = await sink.send([_event(1)])
+        result = await sink.send([make_event(1)])
     finally:
         await sink.aclose()
     assert result.retry is not None, "credentials problems are retried, not dead-lettered"
@@ -142,6 +113,7 @@ async def test_clickhouse_wrong_password_is_reported_clearly(clickhouse: ClickHo
 
 
 async def test_splunk_hec_body_and_headers_byte_exact(receiver: Receiver) -> None:
+    receiver.fallback = hec_success
     sink = _sink(
         receiver.url,
         encoding="splunk_hec",
@@ -151,7 +123,7 @@ async def test_splunk_hec_body_and_headers_byte_exact(receiver: Receiver) -> Non
     )
     await sink.start()
     try:
-        result = await sink.send([_event(1), _event(2)])
+        result = await sink.send([make_event(1), make_event(2)])
     finally:
         await sink.aclose()
     assert result.retry is None and not result.rejected
@@ -165,11 +137,11 @@ async def test_splunk_hec_body_and_headers_byte_exact(receiver: Receiver) -> Non
     expected = b"".join(
         orjson.dumps(
             {
-                "time": round(_event(n).timestamp, 3),
+                "time": round(make_event(n).timestamp, 3),
                 "host": host,
                 "source": "forwarder:calendly",
                 "sourcetype": "forwarder:ecs",
-                "event": _event(n).document,
+                "event": make_event(n).document,
                 "index": "audit",
             }
         )
@@ -191,20 +163,23 @@ def _bulk_response(statuses: list[int]) -> bytes:
 
 async def test_elasticsearch_bulk_body_and_per_item_failures(receiver: Receiver, tmp_path) -> None:
     # First request: item 1 refused for good, item 2 throttled, item 3 already created.
-    receiver.script = [lambda lines: (200, {}, _bulk_response([201, 400, 429, 409, 201]))]
+    receiver.script = [
+        lambda lines: (200, {}, _bulk_response([201, 400, 429, 409, 201])),
+        lambda lines: (200, {}, _bulk_response([201])),
+    ]
     sink = _sink(
         receiver.url, encoding="elasticsearch_bulk", compression="none", batch={"max_events": 5}
     )
     await sink.start()
     try:
-        store, dead, _ = await _run_pipeline(tmp_path, sink, ScriptedSource(1, 5))
+        store, dead, _ = await run_pipeline(tmp_path, sink, ScriptedSource(1, 5))
     finally:
         await sink.aclose()
     first = receiver.requests[0].body
     expected = b"".join(
         orjson.dumps({"create": {"_index": "audit-calendly", "_id": f"{n:032x}"}})
         + b"\n"
-        + orjson.dumps(_event(n).document)
+        + orjson.dumps(make_event(n).document)
         + b"\n"
         for n in range(5)
     )
@@ -227,7 +202,7 @@ async def test_retry_after_is_honoured(receiver: Receiver, tmp_path) -> None:
     await sink.start()
     clock = ManualClock(0)
     try:
-        await _run_pipeline(tmp_path, sink, ScriptedSource(1, 3), clock=clock)
+        await run_pipeline(tmp_path, sink, ScriptedSource(1, 3), clock=clock)
     finally:
         await sink.aclose()
     assert len(receiver.requests) == 2
@@ -240,7 +215,7 @@ async def test_503_storm_is_ridden_out_with_nothing_lost(receiver: Receiver, tmp
     sink = _sink(receiver.url, batch={"max_events": 50})
     await sink.start()
     try:
-        store, dead, _ = await _run_pipeline(tmp_path, sink, ScriptedSource(10, 40))
+        store, dead, _ = await run_pipeline(tmp_path, sink, ScriptedSource(10, 40))
     finally:
         await sink.aclose()
     ids = [orjson.loads(line)["event"]["id"] for line in receiver.accepted]
@@ -255,7 +230,7 @@ async def test_client_errors_are_dead_lettered_with_the_body(receiver: Receiver,
     sink = _sink(receiver.url, batch={"max_events": 2})
     await sink.start()
     try:
-        _, dead, _ = await _run_pipeline(tmp_path, sink, ScriptedSource(1, 4))
+        _, dead, _ = await run_pipeline(tmp_path, sink, ScriptedSource(1, 4))
     finally:
         await sink.aclose()
     letters = [orjson.loads(line) for line in dead.path.read_bytes().splitlines()]
@@ -271,13 +246,13 @@ async def test_adaptive_concurrency_grows_then_shrinks(receiver: Receiver) -> No
     await sink.start()
     try:
         assert sink.limiter.limit == 1
-        result = await sink.send([_event(n) for n in range(120)])
+        result = await sink.send([make_event(n) for n in range(120)])
         assert result.retry is None
         grown = sink.limiter.limit
         assert grown >= 4, f"limit stayed at {grown} with steady latency"
         assert receiver.max_in_flight >= 4
         receiver.fallback = lambda lines: (503, {}, b"overloaded")
-        result = await sink.send([_event(n) for n in range(200, 230)])
+        result = await sink.send([make_event(n) for n in range(200, 230)])
         assert result.retry is not None
         assert sink.limiter.limit < grown
     finally:

@@ -113,6 +113,9 @@ class ScriptedSource:
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
         return None
 
+    def checkpoint(self) -> dict[str, Any]:
+        return {}
+
     async def poll(self) -> AsyncIterator[Batch]:
         for b in range(self.batches):
             numbers = range(b * self.size, (b + 1) * self.size)

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from syslog_harness import parse_cef, parse_leef
+from syslog_harness import CONTROLS, HOSTILE, as_escaped, parse_cef, parse_leef
 
 from forwarder.config.model import SyslogSinkConfig
 from forwarder.events import Event
@@ -116,9 +116,13 @@ def test_non_ascii_action_is_replaced_in_msgid_but_kept_in_structured_data() -> 
     assert 'action="créer \\"x\\"\\]"]' in message
 
 
-def test_structured_data_escapes_quote_backslash_bracket_only() -> None:
+def test_structured_data_escapes_quote_backslash_bracket_and_controls() -> None:
     assert sd_value('a"b\\c]d') == 'a\\"b\\\\c\\]d'
-    assert sd_value("[=\n😀") == "[=\n😀"
+    assert sd_value("[=😀 é") == "[=😀 é"
+    assert sd_value("a\nb\rc\td") == "a\\nb\\rc\\td"
+    assert sd_value("\x00\x1b\x7f\x85\x9b\u2028\u2029") == (
+        "\\u0000\\u001b\\u007f\\u0085\\u009b\\u2028\\u2029"
+    )
     weird = event()
     weird.id = 'id"]\\'
     weird.source = "src ]"
@@ -269,8 +273,10 @@ def rich_event(message: str, action: str, email: str, ip: str = "203.0.113.5") -
 @given(TRICKY, TRICKY.filter(bool), TRICKY)
 def test_cef_round_trips(message: str, action: str, email: str) -> None:
     line = CefPayload().encode(rich_event(message, action, email), 4).decode()
-    assert "\n" not in line and "\r" not in line
+    assert not CONTROLS.intersection(line)
     header_fields, extension = parse_cef(line)
+    # The CEF parser turns \n and \r back into newlines; other controls stay escaped.
+    message, action, email = (as_escaped(text, parsed="\n\r") for text in (message, action, email))
     assert header_fields == [
         "Google",
         "Workspace Calendar",
@@ -319,10 +325,19 @@ def test_cef_ipv6_source_goes_to_c6a2() -> None:
 @given(message=TRICKY, action=TRICKY.filter(bool), email=TRICKY)
 def test_leef_round_trips(delimiter: str, message: str, action: str, email: str) -> None:
     line = LeefPayload(delimiter).encode(rich_event(message, action, email), 5).decode()
-    assert "\n" not in line and "\r" not in line
+    assert not CONTROLS.intersection(line.replace(delimiter, ""))
     header_fields, attributes = parse_leef(line)
     declared = "x09" if delimiter == "\t" else delimiter
-    assert header_fields == ["Google", "Workspace Calendar", "reports_v1", action, declared]
+    assert header_fields == [
+        "Google",
+        "Workspace Calendar",
+        "reports_v1",
+        as_escaped(action, parsed="\n\r"),
+        declared,
+    ]
+    # The LEEF parser turns \n, \r (and \t for the tab delimiter) back; others stay escaped.
+    parsed = "\n\r\t" if delimiter == "\t" else "\n\r"
+    message, action, email = (as_escaped(text, parsed) for text in (message, action, email))
     assert attributes["devTime"] == "2027-01-15T08:00:00.123Z"
     assert attributes["devTimeFormat"] == "yyyy-MM-dd'T'HH:mm:ss.SSSX"
     assert attributes["sev"] == "4"
@@ -349,3 +364,11 @@ async def test_unencodable_event_is_rejected_not_retried() -> None:
         broken.encoded("ecs")
     result = await sink.send([broken])
     assert result.retry is None and result.rejected == {0: "unencodable"}
+
+
+@given(TRICKY)
+def test_json_payload_escapes_c1_and_line_separators(text: str) -> None:
+    hostile = event(message=f"{HOSTILE} {text}", user={"name": text + "\u2028\x85\x7f"})
+    encoded = JsonPayload("ecs").encode(hostile, 6)
+    assert not CONTROLS.intersection(encoded.decode())
+    assert orjson.loads(encoded) == hostile.document

@@ -16,7 +16,18 @@ from typing import Any
 
 import orjson
 import pytest
-from syslog_harness import CLIENT_NAME, Pki, Ports, Rsyslog, parse_cef, parse_leef
+from syslog_harness import (
+    CLIENT_NAME,
+    CONTROLS,
+    HOSTILE,
+    Pki,
+    Ports,
+    Rsyslog,
+    as_escaped,
+    decode_structured_data,
+    parse_cef,
+    parse_leef,
+)
 
 from forwarder.backoff import Backoff
 from forwarder.checkpoint.file import FileCheckpointStore
@@ -255,14 +266,17 @@ async def test_structured_data_escaping_survives_rsyslogs_parser(rsyslog: Receiv
     records = rsyslog.wait(3, "tcp")
     assert len(records) == 3
     for record, event in zip(records, events, strict=True):
-        assert record["local"]["rfc5424-sd"] == {
-            "audit@32473": {
-                "id": event.id,
-                "source": event.source,
-                "provider": event.provider,
-                "action": event.action,
-            }
+        values = {
+            "id": event.id,
+            "source": event.source,
+            "provider": event.provider,
+            "action": event.action,
         }
+        # rsyslog undoes the RFC 5424 escapes; the control characters stay escaped.
+        assert record["local"]["rfc5424-sd"] == {
+            "audit@32473": {name: as_escaped(value) for name, value in values.items()}
+        }
+        assert decode_structured_data(record["structured_data"]) == {"audit@32473": values}
         assert orjson.loads(payload(record)) == event.document
     # MSGID is printable ASCII: everything else (one character each) becomes "_".
     assert records[0]["msgid"] == 'a]b"c\\d_e_' + "_" * 16 + "end"
@@ -301,26 +315,78 @@ async def test_fixed_severity_msgid_and_hostname_limits(rsyslog: Receiver) -> No
 # -- framing ------------------------------------------------------------------------------
 
 
-async def test_octet_counting_keeps_newlines_lf_framing_escapes_them(rsyslog: Receiver) -> None:
+@pytest.mark.parametrize("framing", ["octet_counting", "lf"])
+async def test_sd_newlines_escaped_in_both_framings(rsyslog: Receiver, framing: str) -> None:
     multiline = "line1\nline2\n"
-    counted = [make_event(n, event_id=f"{multiline}{n}") for n in range(50)]
-    await send_all(make_sink(rsyslog, framing="octet_counting"), counted, batch=20)
+    events = [make_event(n, event_id=f"{multiline}{n}") for n in range(50)]
+    await send_all(make_sink(rsyslog, framing=framing), events, batch=20)
     records = rsyslog.wait(50, "tcp")
-    assert len(records) == 50
-    assert [r["local"]["rfc5424-sd"]["forwarder@32473"]["id"] for r in records] == [
-        e.id for e in counted
-    ]
-
-    framed = [make_event(n, event_id=f"{multiline}{n}") for n in range(100, 150)]
-    await send_all(make_sink(rsyslog, framing="lf"), framed, batch=20)
-    records = rsyslog.wait(100, "tcp")
-    assert len(records) == 100, "a newline split a message"
-    for record, event in zip(records[50:], framed, strict=True):
+    assert len(records) == 50, "a newline split a message"
+    for record, event in zip(records, events, strict=True):
         # The LF became the two characters backslash and n: one frame per message.
         assert record["local"]["rfc5424-sd"]["forwarder@32473"]["id"] == event.id.replace(
             "\n", "\\n"
         )
         assert orjson.loads(payload(record)) == event.document
+
+
+@pytest.mark.parametrize("framing", ["octet_counting", "lf"])
+@pytest.mark.parametrize("kind", ["json", "cef", "leef"])
+async def test_control_characters_never_reach_the_receiver_raw(
+    private_rsyslog: Receiver, framing: str, kind: str
+) -> None:
+    """NUL, CR, LF, TAB, ESC, DEL, C1 (NEL, CSI), U+2028 and U+2029 in structured data,
+    CEF / LEEF fields and the JSON payload: each event is one message at rsyslog, its raw
+    text holds no control character (bar LEEF's tab delimiter), and every value comes back
+    exactly (structured data, JSON) or as the documented escapes (CEF, LEEF)."""
+    events = [
+        make_event(
+            n,
+            event_id=f"{HOSTILE} {n}",
+            source=HOSTILE,
+            action=f"{HOSTILE[: 10 + 7 * n]}",
+            message=f"{n}: {HOSTILE}",
+        )
+        for n in range(12)
+    ]
+    events.append(make_event(99, event_id="sentinel"))  # everything before it has arrived
+    sink = make_sink(private_rsyslog, framing=framing, payload=kind, bom=False)
+    await send_all(sink, events, batch=5)
+    records = private_rsyslog.wait(
+        1, "tcp", where=lambda record: '"sentinel"' in record["structured_data"]
+    )
+    assert records, "the sentinel never arrived"
+    records = [r for r in private_rsyslog.rsyslog.records() if r["input"] == "tcp"]
+    assert len(records) == len(events), "an event became more (or fewer) than one message"
+    for record, event in zip(records, events, strict=True):
+        raw = record["raw"]
+        message = payload(record, bom=False)
+        if kind == "leef":
+            _, attributes = parse_leef(message)
+            # Raw tabs are only LEEF's attribute delimiter.
+            assert raw.count("\t") == len(attributes) - 1
+            raw = raw.replace("\t", " ")
+        assert not CONTROLS.intersection(raw), [c for c in raw if c in CONTROLS]
+        assert decode_structured_data(record["structured_data"]) == {
+            "forwarder@32473": {
+                "id": event.id,
+                "source": event.source,
+                "provider": event.provider,
+                "action": event.action,
+            }
+        }
+        assert record["local"]["rfc5424-sd"]["forwarder@32473"]["id"] == as_escaped(event.id)
+        assert record["msgid"].isascii() and record["msgid"].isprintable()
+        if kind == "json":
+            assert orjson.loads(message) == event.document
+        elif kind == "cef":
+            header, extension = parse_cef(message)
+            assert header[3] == as_escaped(event.action, parsed="\n\r")
+            assert extension["msg"] == as_escaped(event.document["message"], parsed="\n\r")
+        else:
+            header, attributes = parse_leef(message)
+            assert header[3] == as_escaped(event.action, parsed="\n\r")
+            assert attributes["msg"] == as_escaped(event.document["message"], parsed="\n\r\t")
 
 
 async def test_10k_messages_over_tcp_all_arrive_in_order(rsyslog: Receiver) -> None:
@@ -580,6 +646,9 @@ class PausingSource:
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
         return None
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {}
 
     async def poll(self) -> AsyncIterator[Batch]:
         for b in range(self.batches):

@@ -10,58 +10,62 @@ import gzip
 import hashlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import aiohttp
-import orjson
 
 from forwarder import __version__
-from forwarder.config.loader import read_secret
+from forwarder.config.loader import ConfigError, read_secret
 from forwarder.config.model import HttpSinkConfig, TlsConfig
 from forwarder.events import Event
+from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
 from forwarder.sinks.base import Coalescing, SendResult
 from forwarder.sinks.http.concurrency import AdaptiveConcurrency
 from forwarder.sinks.http.encoding import BodyEncoder
+from forwarder.sinks.http.responses import (
+    BAD_SUCCESS_BODY,
+    ERROR_BODY_READ,
+    MAX_ERROR_BODY,
+    REDIRECT,
+    RESPONSE_TOO_LARGE,
+    Outcome,
+    bulk_outcome,
+    excerpt,
+    failure,
+    hec_outcome,
+    origin,
+    plain_outcome,
+    read_body,
+    retry_after_seconds,
+)
 from forwarder.sinks.tls import client_context
 
-RETRIABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# 408 and 429 (and every 5xx): the receiver may take the request later.
+RETRIABLE_STATUSES = frozenset({408, 429})
 # Credentials or endpoint problems: an operator fixes them; dead-lettering every event
 # meanwhile would empty the pipeline into a file. Retried (the cursor waits), logged.
 MISCONFIGURED_STATUSES = frozenset({401, 403, 404, 407})
 OVERLOAD_STATUSES = frozenset({429, 503})
-MAX_ERROR_BODY = 2048
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one request did with its events (indexes into the ``send`` list)."""
-
-    delivered: set[int] = field(default_factory=set)
-    rejected: dict[int, str] = field(default_factory=dict)
-    details: dict[int, str] = field(default_factory=dict)
-    retry: str | None = None
-    retry_after: float | None = None
-
-    def merge(self, other: Outcome) -> None:
-        self.delivered |= other.delivered
-        self.rejected.update(other.rejected)
-        self.details.update(other.details)
-        if other.retry is not None and self.retry is None:
-            self.retry = other.retry
-        if other.retry_after is not None:
-            self.retry_after = max(self.retry_after or 0.0, other.retry_after)
+# Characters of a raw Retry-After value quoted in a log line or a /readyz warning.
+RAW_VALUE_EXCERPT = 64
+# Credential parts shorter than this are not scrubbed from answers: "Bearer" or "Basic"
+# are words, not secrets.
+MIN_SCRUBBED = 8
+SCRUBBED = b"[REDACTED]"
 
 
 class HttpSink:
     """POSTs NDJSON, JSON arrays, Splunk HEC events or Elasticsearch bulk requests.
 
-    Retries connection errors, timeouts, 408, 429 and 5xx (honouring ``Retry-After``);
-    other 4xx refuse the request's events for good (dead-lettered with the response
-    body), except 401/403/404/407, which mean the sink is misconfigured and are retried
-    until an operator fixes them. Bulk responses are read per item. Each request carries
-    an ``Idempotency-Key`` header: a digest of its events' ids.
+    Retries connection errors, timeouts, 408, 429 and 5xx (honouring ``Retry-After`` up to
+    ``max_retry_after``); other 4xx refuse the request's events for good (dead-lettered
+    with the response body), except 401/403/404/407, which mean the sink is misconfigured
+    and are retried until an operator fixes them. Redirects are never followed: a 3xx is a
+    retried failure. A 2xx counts only with the body the encoding's receiver gives on
+    success (see :mod:`forwarder.sinks.http.responses`); bodies are read whole up to
+    ``max_response_bytes``. Each request carries an ``Idempotency-Key`` header: a digest of
+    its events' ids.
     """
 
     def __init__(self, sink_id: str, config: HttpSinkConfig, metrics: Metrics) -> None:
@@ -78,12 +82,24 @@ class HttpSink:
         self.limiter = AdaptiveConcurrency(
             config.concurrency.max, config.concurrency.adaptive, self._observe_concurrency
         )
+        credentials = {
+            **self._file_headers(sink_id, config),
+            **self._auth_headers(sink_id, config),
+        }
         self._headers = {
             "User-Agent": f"forwarder/{__version__}",
             "Content-Type": self._encoder.content_type,
             **config.headers,
-            **self._auth_headers(sink_id, config),
+            **credentials,
         }
+        # A receiver (or a login page in front of it) may echo a credential back: it is
+        # taken out of every answer before an excerpt is quoted anywhere, longest first.
+        secrets = {part for value in credentials.values() for part in (value, *value.split())}
+        self._secrets = sorted(
+            (secret.encode() for secret in secrets if len(secret) >= MIN_SCRUBBED),
+            key=len,
+            reverse=True,
+        )
         if config.compression == "gzip":
             self._headers["Content-Encoding"] = "gzip"
         self._ssl = (
@@ -92,6 +108,10 @@ class HttpSink:
             else None
         )
         self._session: aiohttp.ClientSession | None = None
+        self._log = get_logger("forwarder.sink.http", sink=sink_id)
+        self.warnings: dict[str, str] = {}
+        """Conditions shown in ``/readyz`` while they hold (a capped ``Retry-After``)."""
+        self._logged_retry_after: str | None = None
 
     @staticmethod
     def _auth_headers(sink_id: str, config: HttpSinkConfig) -> dict[str, str]:
@@ -106,6 +126,14 @@ class HttpSink:
         token = read_secret(auth.token, auth.token_file, f"{key}.token")
         scheme = "Splunk" if auth.strategy == "splunk" else "Bearer"
         return {"Authorization": f"{scheme} {token}"}
+
+    @staticmethod
+    def _file_headers(sink_id: str, config: HttpSinkConfig) -> dict[str, str]:
+        """``header_files``: each value read now, trailing newline stripped."""
+        headers: dict[str, str] = {}
+        for name, path in config.header_files.items():
+            headers[name] = _read_header_file(Path(path), f"sinks.{sink_id}.header_files.{name}")
+        return headers
 
     def _observe_concurrency(self, limit: int, in_flight: int) -> None:
         self._metrics.concurrency_limit.labels(self.id).set(limit)
@@ -141,6 +169,7 @@ class HttpSink:
                 rejected=outcome.rejected,
                 details=outcome.details,
                 delivered=frozenset(outcome.delivered),
+                error_type=outcome.error_type,
             )
         return SendResult(rejected=outcome.rejected, details=outcome.details)
 
@@ -175,40 +204,97 @@ class HttpSink:
             headers = dict(self._headers)
             headers["Idempotency-Key"] = _digest(events[i].id for i in indexes)
             try:
+                # Never follow a redirect: a 302/303 would turn the POST into a GET that
+                # answers 200 (nothing stored), a 307/308 would post the events and the
+                # credential headers to whatever host the Location names.
                 async with self._ensure_session().post(
-                    self._config.url, data=body, headers=headers
+                    self._config.url, data=body, headers=headers, allow_redirects=False
                 ) as response:
                     status = response.status
-                    text = await response.content.read(MAX_ERROR_BODY * 16)
-                    retry_after = _retry_after(response.headers.get("Retry-After"))
+                    overloaded = status in OVERLOAD_STATUSES
+                    outcome = await self._answer(response, events, indexes)
             except (aiohttp.ClientError, TimeoutError, OSError) as error:
                 self._metrics.http_responses.labels(self.id, "network_error").inc()
                 reason = str(error) or type(error).__name__
-                return Outcome(retry=f"POST failed: {reason}")
+                return failure(f"POST failed: {reason}", "network_error")
             self._metrics.http_responses.labels(self.id, str(status)).inc()
-            overloaded = status in OVERLOAD_STATUSES
-            return self._outcome(status, text, retry_after, indexes)
+            if outcome.retry is None:
+                self.warnings.pop("retry_after", None)
+            return outcome
         finally:
             latency = time.monotonic() - started
             self._metrics.request_duration.labels(self.id).observe(latency)
             await self.limiter.release(latency, overloaded)
 
-    def _outcome(
+    async def _answer(
+        self, response: aiohttp.ClientResponse, events: Sequence[Event], indexes: list[int]
+    ) -> Outcome:
+        status = response.status
+        if 300 <= status < 400:
+            target = origin(response.headers.get("Location"), self._config.url)
+            return failure(
+                f"HTTP {status} redirect to {target} refused: a sink never follows redirects"
+                " (set the sink's url to the final address)",
+                REDIRECT,
+            )
+        success = 200 <= status < 300
+        limit = self._config.max_response_bytes if success else ERROR_BODY_READ
+        body, whole = await read_body(response, limit)
+        for secret in self._secrets:
+            if secret in body:
+                body = body.replace(secret, SCRUBBED)
+        if not success:
+            retry_after = self._retry_after(response.headers.get("Retry-After"))
+            return self._failed(status, body, retry_after, indexes)
+        if not whole:
+            return failure(
+                f"HTTP {status} answer larger than max_response_bytes ({limit} bytes):"
+                " cannot tell what was stored",
+                RESPONSE_TOO_LARGE,
+            )
+        encoding = self._config.encoding
+        if encoding == "elasticsearch_bulk":
+            outcome = bulk_outcome(body, indexes, [events[i].id for i in indexes])
+        elif encoding == "splunk_hec":
+            outcome = hec_outcome(body, indexes)
+        else:
+            outcome = plain_outcome(body, response.headers.get("Content-Type", ""), indexes)
+        if outcome.error_type == BAD_SUCCESS_BODY:
+            outcome.retry = f"HTTP {status} but {outcome.retry}"
+        return outcome
+
+    def _failed(
         self, status: int, body: bytes, retry_after: float | None, indexes: list[int]
     ) -> Outcome:
-        excerpt = body[:MAX_ERROR_BODY].decode("utf-8", "replace").strip()
-        if 200 <= status < 300:
-            if self._config.encoding == "elasticsearch_bulk":
-                return _bulk_outcome(body, indexes)
-            return Outcome(delivered=set(indexes))
-        if status in RETRIABLE_STATUSES:
-            return Outcome(retry=f"HTTP {status}: {excerpt}", retry_after=retry_after)
+        text = excerpt(body, MAX_ERROR_BODY)
+        error_type = f"http_{status}"
+        if status in RETRIABLE_STATUSES or not 400 <= status < 500:
+            return failure(f"HTTP {status}: {text}", error_type, retry_after)
         if status in MISCONFIGURED_STATUSES:
-            return Outcome(retry=f"HTTP {status} (check the sink's url and credentials): {excerpt}")
-        reason = f"http_{status}"
+            return failure(
+                f"HTTP {status} (check the sink's url and credentials): {text}", error_type
+            )
         return Outcome(
-            rejected=dict.fromkeys(indexes, reason), details=dict.fromkeys(indexes, excerpt)
+            rejected=dict.fromkeys(indexes, error_type), details=dict.fromkeys(indexes, text)
         )
+
+    def _retry_after(self, raw: str | None) -> float | None:
+        """``Retry-After`` in seconds, at most ``max_retry_after``: a receiver asking for
+        years would hold the cursor that long. A capped value is counted, shown in
+        ``/readyz`` and logged (once per distinct value)."""
+        seconds = retry_after_seconds(raw)
+        cap = self._config.max_retry_after
+        if seconds is None or seconds <= cap:
+            return seconds
+        quoted = excerpt((raw or "").encode(), RAW_VALUE_EXCERPT)
+        self._metrics.sink_capped_values.labels(self.id, "retry_after").inc()
+        self.warnings["retry_after"] = (
+            f"receiver asked to wait {quoted!r}; waiting at most {cap:g}s (max_retry_after)"
+        )
+        if quoted != self._logged_retry_after:
+            self._logged_retry_after = quoted
+            self._log.warning("retry_after_capped", raw=quoted, max_retry_after=cap)
+        return cap
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -216,34 +302,19 @@ class HttpSink:
             self._session = None
 
 
-def _bulk_outcome(body: bytes, indexes: list[int]) -> Outcome:
-    """Per-item results of an Elasticsearch ``_bulk`` response, in request order."""
+def _read_header_file(path: Path, key: str) -> str:
     try:
-        response = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return Outcome(retry="bulk response is not JSON")
-    if not response.get("errors"):
-        return Outcome(delivered=set(indexes))
-    items = response.get("items")
-    if not isinstance(items, list) or len(items) != len(indexes):
-        return Outcome(retry="bulk response items do not match the request")
-    outcome = Outcome()
-    for index, item in zip(indexes, items, strict=True):
-        result = next(iter(item.values()), {}) if isinstance(item, dict) else {}
-        status = result.get("status", 500)
-        if 200 <= status < 300 or status == 409:  # 409: created by an earlier attempt
-            outcome.delivered.add(index)
-        elif status == 429 or status >= 500:
-            outcome.retry = outcome.retry or f"bulk item HTTP {status}"
-        else:
-            error = result.get("error") or {}
-            outcome.rejected[index] = f"bulk_item_{status}"
-            outcome.details[index] = (
-                f"{error.get('type', '')}: {error.get('reason', '')}"
-                if isinstance(error, dict)
-                else str(error)
-            )[:MAX_ERROR_BODY]
-    return outcome
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise ConfigError(key, f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(key, f"{path} is not UTF-8 text") from None
+    if not value:
+        raise ConfigError(key, f"{path} is empty")
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        # A header value is one line: a CR or LF would end it (and aiohttp refuses it).
+        raise ConfigError(key, f"{path} holds a control character (more than one line?)")
+    return value
 
 
 def _digest(ids: object) -> str:
@@ -252,16 +323,3 @@ def _digest(ids: object) -> str:
         hasher.update(event_id.encode())
         hasher.update(b"\n")
     return hasher.hexdigest()
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None

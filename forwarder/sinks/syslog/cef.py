@@ -2,18 +2,20 @@
 ``CEF:0|Vendor|Product|Version|SignatureID|Name|Severity|key=value key=value ...``.
 
 Header fields escape ``\\`` and ``|``; extension values escape ``\\`` and ``=``; newlines
-are written ``\\n`` and ``\\r`` in both, so that one event stays one line. The fields are
-in :mod:`forwarder.sinks.syslog.mapping`.
+are written ``\\n`` and ``\\r`` in both (the CEF rule), and every other control character
+(tab, NUL, C1, U+2028, U+2029) as ``\\t`` or ``\\uXXXX``
+(:data:`~forwarder.sinks.syslog.fields.CONTROL_ESCAPES`), so that one event stays one line
+and one field. The fields are in :mod:`forwarder.sinks.syslog.mapping`.
 """
 
 from __future__ import annotations
 
 from forwarder.events import Event
-from forwarder.sinks.syslog.fields import escaper
+from forwarder.sinks.syslog.fields import CONTROL_ESCAPES, escaper
 from forwarder.sinks.syslog.mapping import CEF_EXTENSIONS, CEF_SEVERITY, product
 
-escape_header = escaper({"\\": "\\\\", "|": "\\|", "\n": "\\n", "\r": "\\r"})
-escape_extension = escaper({"\\": "\\\\", "=": "\\=", "\n": "\\n", "\r": "\\r"})
+escape_header = escaper({**CONTROL_ESCAPES, "\\": "\\\\", "|": "\\|"})
+escape_extension = escaper({**CONTROL_ESCAPES, "\\": "\\\\", "=": "\\="})
 
 
 class CefPayload:

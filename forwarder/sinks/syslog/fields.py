@@ -46,8 +46,27 @@ def escaper(escapes: Mapping[str, str]) -> Callable[[str], str]:
     return escape
 
 
-# PARAM-VALUE: '"', '\' and ']' MUST be escaped (section 6.3.3); everything else is UTF-8.
-sd_value = escaper({'"': '\\"', "\\": "\\\\", "]": "\\]"})
+# Characters no receiver may see raw inside a message: every C0 and C1 control, DEL, and
+# the Unicode line and paragraph separators (NUL ends a C string, CR, LF, U+0085, U+2028
+# and U+2029 end a line for some parsers, TAB splits fields). Inside structured data, CEF
+# and LEEF each becomes a backslash escape in the JSON style: LF `\n`, CR `\r`, TAB `\t`,
+# any other `\u` and four hex digits (NUL `\u0000`, NEL `\u0085`, U+2028 `\u2028`).
+# Those formats escape a literal backslash as `\\`, so the escapes cannot be confused with
+# text.
+CONTROL_CHARACTERS = "".join(
+    chr(code) for code in (*range(0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)
+)
+CONTROL_ESCAPES: Mapping[str, str] = {
+    **{char: f"\\u{ord(char):04x}" for char in CONTROL_CHARACTERS},
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+}
+
+# PARAM-VALUE: '"', '\' and ']' MUST be escaped (section 6.3.3); control characters are
+# escaped as above (RFC 5424 has no escape of its own for them, and a receiver keeps a
+# backslash before any other character as it is); everything else is UTF-8.
+sd_value = escaper({**CONTROL_ESCAPES, '"': '\\"', "\\": "\\\\", "]": "\\]"})
 # SD-NAME: PRINTUSASCII except '=', ' ', ']' and '"', 1 to 32 characters (section 6.3.2).
 _SD_NAME = re.compile(r"[!#-<>-\\^-~]{1,32}")
 

@@ -3,7 +3,9 @@
 
 The delimiter is declared in the header (``x09`` for tab, the default, or the character
 itself). Header fields escape ``\\`` and ``|``; attribute values escape ``\\``, the
-delimiter (``\\t`` for tab, else ``\\`` + the character) and newlines (``\\n``, ``\\r``).
+delimiter (``\\t`` for tab, else ``\\`` + the character), newlines (``\\n``, ``\\r``) and
+every other control character (``\\t``, ``\\uXXXX``: see
+:data:`~forwarder.sinks.syslog.fields.CONTROL_ESCAPES`).
 The attributes are in :mod:`forwarder.sinks.syslog.mapping`.
 """
 
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 from forwarder.events import Event
 from forwarder.sinks.syslog.cef import escape_header
-from forwarder.sinks.syslog.fields import escaper
+from forwarder.sinks.syslog.fields import CONTROL_ESCAPES, escaper
 from forwarder.sinks.syslog.mapping import (
     LEEF_ATTRIBUTES,
     LEEF_DEV_TIME_FORMAT,
@@ -26,15 +28,18 @@ class LeefPayload:
     """Encodes an event as one LEEF 2.0 line; the event id is the action."""
 
     def __init__(self, delimiter: str = TAB) -> None:
-        if len(delimiter) != 1 or delimiter in "\\|=\n\r":
+        if (
+            len(delimiter) != 1
+            or delimiter in "\\|="
+            or delimiter in CONTROL_ESCAPES.keys() - {TAB}
+        ):
             raise ValueError(f"unusable LEEF delimiter {delimiter!r}")
         self._delimiter = delimiter
         self._declared = f"x{ord(delimiter):02x}" if delimiter == TAB else delimiter
         self._escape = escaper(
             {
+                **CONTROL_ESCAPES,
                 "\\": "\\\\",
-                "\n": "\\n",
-                "\r": "\\r",
                 delimiter: "\\t" if delimiter == TAB else "\\" + delimiter,
             }
         )

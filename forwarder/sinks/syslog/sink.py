@@ -85,8 +85,11 @@ class SyslogSink:
 
     Messages longer than the transport's limit (``max_udp_bytes`` for UDP,
     ``max_message_bytes`` for TCP/TLS) are cut on a UTF-8 character boundary and counted in
-    ``forwarder_sink_truncated_events_total``. With LF framing an LF inside a message is
-    written as ``\\n`` so that it cannot split the message. On a connection failure the
+    ``forwarder_sink_truncated_events_total``. No message carries a raw control character
+    or line separator (header fields are printable ASCII; structured data, CEF and LEEF
+    escape them, the JSON payload writes them as ``\\u`` escapes), so no receiver can see
+    a message split; with LF framing an LF would still be written as ``\\n`` (a guard: none
+    is left by then). On a connection failure the
     whole batch is reported for retry (UDP: the messages not yet sent), the connection is
     dropped and the next send reconnects; the sink worker backs off meanwhile, so the
     cursor waits and nothing is dropped. An event that cannot be encoded at all is

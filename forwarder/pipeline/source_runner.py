@@ -14,7 +14,13 @@ from forwarder.observability.metrics import Metrics
 from forwarder.pipeline.acks import OrderedCommitter
 from forwarder.pipeline.queue import EventBoundedQueue
 from forwarder.pipeline.sink_worker import Delivery
-from forwarder.sources.base import CredentialsError, Source, SourceError, TransientSourceError
+from forwarder.sources.base import (
+    CredentialsError,
+    DeadLetterWriteError,
+    Source,
+    SourceError,
+    TransientSourceError,
+)
 
 # Credentials need an operator: retry slowly rather than hammer the API.
 CREDENTIALS_RETRY_SECONDS = 60.0
@@ -26,8 +32,10 @@ class SourceRunner:
     ``await queue.put`` blocks while a sink's queue is full, so a slow sink stops the
     poller between two pages (backpressure). Dead letters found in a page are written
     before the batch is dispatched, so the cursor can never move past an undelivered
-    record. A failed poll is logged when the failure starts and when it ends, counted on
-    every attempt, and retried with backoff from the last batch yielded.
+    record. A failed poll (the source raised, or a batch could not be handed on) is logged
+    when the failure starts and when it ends, counted on every attempt, and retried with
+    backoff from the checkpoint of the last batch handed on, to which the runner restores
+    the source: state a source moved for a batch that never left is thrown away.
     """
 
     def __init__(
@@ -71,10 +79,24 @@ class SourceRunner:
         """Run one polling cycle; returns the delay before the next one."""
         started = self._clock.now()
         source_id = self.source.id
+        # The position of the last batch handed on: whatever the source did to its
+        # in-memory state while building a batch that was not handed on is undone from
+        # this (see the Source protocol).
+        handed_on = self.source.checkpoint()
         try:
             try:
-                async for batch in self.source.poll():
-                    await self.dispatch(batch)
+                batches = self.source.poll()
+                try:
+                    async for batch in batches:
+                        await self.dispatch(batch)
+                        if batch.checkpoint is not None:
+                            handed_on = batch.checkpoint
+                finally:
+                    # Closed now, not when garbage collected: its window reads stop, and
+                    # nothing it does later can touch the position restored below.
+                    aclose = getattr(batches, "aclose", None)
+                    if aclose is not None:
+                        await aclose()
             except SourceError:
                 raise
             except Exception as error:
@@ -82,6 +104,7 @@ class SourceRunner:
                 self._log.exception("source_internal_error")
                 raise SourceError(f"internal error: {type(error).__name__}: {error}") from error
         except SourceError as error:
+            self.source.restore(handed_on)
             self._metrics.failed_polls.labels(source_id, error.error_type).inc()
             self.last_error = f"{error.error_type}: {error}"
             self.last_error_type = error.error_type
@@ -115,9 +138,10 @@ class SourceRunner:
             try:
                 await self._dead_letters.write(batch.dead_letters)
             except OSError as error:
-                # Not dispatched, so the cursor cannot pass these records: the poll fails
-                # and reads them again.
-                raise SourceError(f"dead-letter write failed: {error}") from error
+                # Not handed on, so the position cannot pass these records: the poll
+                # fails, the source goes back to the last batch handed on and reads this
+                # page again after a backoff.
+                raise DeadLetterWriteError(f"dead-letter write failed: {error}") from error
         events = batch.events
         if events:
             self._metrics.events_received.labels(self.source.id).inc(len(events))

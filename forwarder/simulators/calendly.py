@@ -77,6 +77,9 @@ class CalendlyConfig:
     domain: str = "example.com"
     latency_seconds: float = 0.0
     """Real time every API request waits before it is handled (network + backend)."""
+    date_offset: float = 0.0
+    """Seconds added to the ``Date`` header only: a server whose clock is wrong while its
+    data are right (0: the real contract)."""
 
 
 @dataclass(slots=True)
@@ -84,6 +87,13 @@ class _Row:
     time_us: int
     entry: dict[str, Any]
     _blob: str | None = field(default=None, repr=False)
+    visible_us: int | None = None
+    """Served once the clock reaches this (``None``: ``time_us``); an entry dated in the
+    future is in the log from here on."""
+
+    @property
+    def served_from_us(self) -> int:
+        return self.time_us if self.visible_us is None else self.visible_us
 
     @property
     def blob(self) -> str:
@@ -171,6 +181,9 @@ class CalendlySimulator:
         rows = self._rows[: bisect_right(self._row_times, until_us)]
         return rows + [row for row in self._injected if row.time_us <= until_us]
 
+    def _served_injected(self, now_us: int) -> tuple[int, ...]:
+        return tuple(i for i, row in enumerate(self._injected) if row.served_from_us <= now_us)
+
     def add_entry(
         self,
         time: float,
@@ -179,8 +192,16 @@ class CalendlySimulator:
         *,
         actor: dict[str, Any] | None = None,
         details: dict[str, Any] | None = None,
+        served_from: float | None = None,
+        drop_fields: tuple[str, ...] = (),
     ) -> dict[str, Any]:
-        """Inject an entry at ``time`` (served once the clock reaches it); return a copy."""
+        """Inject an entry at ``time`` (served once the clock reaches it); return a copy.
+
+        ``served_from``: served from this clock time on instead, e.g. now for an entry
+        dated in the future (Calendly returns what it holds, whatever its date).
+        ``drop_fields``: fields left out of the entry every time it is served, i.e. a
+        record the API keeps returning malformed (``uri`` is kept: entries are paged by it).
+        """
         time_us = to_micros(time)
         entry = build_entry(
             random.Random(f"{self._seed}:injected:{len(self._injected)}"),
@@ -195,7 +216,11 @@ class CalendlySimulator:
             entry["actor"] = actor
         if details is not None:
             entry["details"] = details
-        self._injected.append(_Row(time_us, entry))
+        for name in drop_fields:
+            if name != "uri":
+                entry.pop(name, None)
+        visible_us = None if served_from is None else to_micros(served_from)
+        self._injected.append(_Row(time_us, entry, visible_us=visible_us))
         return orjson.loads(orjson.dumps(entry))
 
     def truth(self, until: float | None = None) -> list[dict[str, Any]]:
@@ -213,7 +238,9 @@ class CalendlySimulator:
         )
         application.router.add_get(LIST_ROUTE, self._list_entries, name="activity_log_entries")
         add_sim_routes(application, faults=self.faults, stats=self.stats, truth=self.truth)
-        application.on_response_prepare.append(date_from(self.clock))
+        application.on_response_prepare.append(
+            date_from(self.clock, lambda: self.config.date_offset)
+        )
         return application
 
     async def _list_entries(self, request: web.Request) -> web.StreamResponse:
@@ -252,6 +279,10 @@ class CalendlySimulator:
         except (PageTokenError, InvalidArguments):
             details = [{"parameter": "page_token", "message": "is invalid"}]
             return self._invalid(details, headers)
+        if self.faults.take_loop_fault(has_page_token=query.page_token is not None):
+            self.faults.record(FaultKind.PAGE_TOKEN_LOOP)
+            payload["pagination"]["next_page_token"] = query.page_token
+            payload["pagination"]["next_page"] = self._page_url(request, query.page_token)
         return self._success(payload, headers)
 
     def _invalid(self, details: list[dict[str, str]], headers: dict[str, str]) -> web.Response:
@@ -342,7 +373,7 @@ class CalendlySimulator:
         low = 0 if query.min_us is None else bisect_left(self._row_times, query.min_us)
         upper = now_us if query.max_us is None else min(now_us, query.max_us)
         high = bisect_right(self._row_times, upper)
-        injected = tuple(i for i, row in enumerate(self._injected) if row.time_us <= now_us)
+        injected = self._served_injected(now_us)
         cache_key = (query_hash, low, high, injected)
         cached = self._ordered_cache.get(cache_key)
         if cached is not None:

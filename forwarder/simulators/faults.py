@@ -9,6 +9,13 @@ endpoint, never the ``/_sim/`` routes) get them, one per response:
   the next *successful* page (``bad_record`` the next page holding at least one record),
   because spoiling an error response would test nothing.
 
+* ``page_token_rejected`` answers the next request that carries a page token with the
+  API's "invalid page token" error (a token the API let expire);
+* ``page_token_loop`` makes the next successful page requested *with* a page token hand
+  that same token out again as its next token, so a client that follows it reads the same
+  page again: pushed with a large ``count``, a pagination that never ends (a real API bug
+  seen in the wild, and what a hostile peer does).
+
 The plan is strictly FIFO: a body fault at the head of the queue holds back the status
 faults behind it until a successful page comes along.
 
@@ -45,6 +52,7 @@ class FaultKind(StrEnum):
     RESET_MID_BODY = "reset_mid_body"
     HTML_200 = "html_200"
     PAGE_TOKEN_REJECTED = "page_token_rejected"
+    PAGE_TOKEN_LOOP = "page_token_loop"
 
 
 STATUS_FAULTS = frozenset(
@@ -125,6 +133,13 @@ class FaultPlan:
         if has_page_token and self._queue and self._queue[0] in PAGE_TOKEN_FAULTS:
             return self._queue.popleft()
         return None
+
+    def take_loop_fault(self, *, has_page_token: bool) -> bool:
+        """Pop the head of the queue if it loops the pagination of this (successful) page."""
+        if has_page_token and self._queue and self._queue[0] is FaultKind.PAGE_TOKEN_LOOP:
+            self._queue.popleft()
+            return True
+        return False
 
     def take_body_fault(self, *, has_records: bool) -> FaultKind | None:
         """Pop the head of the queue if it is a body fault that applies to this page."""

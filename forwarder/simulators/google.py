@@ -91,6 +91,9 @@ class GoogleConfig:
     project_id: str = "forwarder-sim"
     latency_seconds: float = 0.0
     """Real time every API request (token endpoint too) waits before it is handled."""
+    date_offset: float = 0.0
+    """Seconds added to the ``Date`` header only: a server whose clock is wrong while its
+    data are right (0: the real contract)."""
 
 
 @dataclass(slots=True)
@@ -219,12 +222,15 @@ class GoogleReportsSimulator:
         actor_email: str | None = None,
         ip_address: str | None = None,
         parameters: dict[str, str | int | bool] | None = None,
+        drop_fields: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """Inject an activity at ``time``, visible ``visible_after_seconds`` later.
 
         ``event_name`` may be one the catalog does not know (``event_type`` then defaults
         to ``event_change``); ``parameters`` override or add parameters of the first event,
-        typed from the Python type (bool, int, str). Returns a copy of the activity.
+        typed from the Python type (bool, int, str). ``drop_fields``: top-level fields left
+        out every time it is served, i.e. an activity the API keeps returning malformed
+        (``id`` is kept: activities are paged by it). Returns a copy of the activity.
         """
         time_us = to_micros(time) // 1000 * 1000
         activity = build_activity(
@@ -244,6 +250,9 @@ class GoogleReportsSimulator:
             event_parameters = activity["events"][0]["parameters"]
             event_parameters[:] = [p for p in event_parameters if p["name"] != name]
             event_parameters.append(_typed_parameter(name, value))
+        for name in drop_fields:
+            if name != "id":
+                activity.pop(name, None)
         self._injected.append(self._make_row(time_us, visible_after_seconds, activity))
         return _copy(activity)
 
@@ -279,7 +288,9 @@ class GoogleReportsSimulator:
         application.router.add_post(TOKEN_ROUTE, self._token, name="token")
         application.router.add_get(ACTIVITIES_ROUTE, self._list_activities, name="activities")
         add_sim_routes(application, faults=self.faults, stats=self.stats, truth=self.truth)
-        application.on_response_prepare.append(date_from(self.clock))
+        application.on_response_prepare.append(
+            date_from(self.clock, lambda: self.config.date_offset)
+        )
         return application
 
     async def _token(self, request: web.Request) -> web.Response:
@@ -319,6 +330,9 @@ class GoogleReportsSimulator:
             payload = self._page(query)
         except GoogleApiError as exc:
             return exc.response()
+        if self.faults.take_loop_fault(has_page_token=query.page_token is not None):
+            self.faults.record(FaultKind.PAGE_TOKEN_LOOP)
+            payload["nextPageToken"] = query.page_token
         return self._success(payload)
 
     def _status_fault(self, request: web.Request, fault: FaultKind) -> web.StreamResponse:

@@ -30,12 +30,15 @@ def raw_json_response(
     return response
 
 
-def date_from(clock: Any) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+def date_from(
+    clock: Any, offset: Callable[[], float] | None = None
+) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
     """An ``on_response_prepare`` hook stamping ``Date`` from the simulator's clock, as
-    the real API's own clock would (sources estimate clock skew from it)."""
+    the real API's own clock would (sources estimate clock skew from it); ``offset()``
+    seconds are added to the header only (a server clock gone wrong, data still right)."""
 
     async def stamp(_request: web.Request, response: web.StreamResponse) -> None:
-        moment = datetime.fromtimestamp(clock.now(), UTC)
+        moment = datetime.fromtimestamp(clock.now() + (offset() if offset else 0.0), UTC)
         response.headers["Date"] = format_datetime(moment, usegmt=True)
 
     return stamp

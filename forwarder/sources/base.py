@@ -29,6 +29,8 @@ class TransientSourceError(SourceError):
         super().__init__(message)
         self.retry_after = retry_after
         self.rate_limited = rate_limited
+        self.exhausted = False
+        """Set once ``max_attempts`` were spent on it: not retried again by an outer loop."""
 
 
 class MalformedResponseError(TransientSourceError):
@@ -43,14 +45,53 @@ class CredentialsError(SourceError):
     error_type = "credentials"
 
 
+class ResponseTooLargeError(TransientSourceError):
+    """A response body grew past ``max_response_bytes`` once decompressed (a runaway or
+    hostile peer, a gzip bomb, a body that never ends): retried, then the poll fails."""
+
+    error_type = "response_too_large"
+
+
+class OversizedPageError(MalformedResponseError):
+    """A page holds more records than the page size asked for: refused before any of its
+    records is normalized (a peer must not decide how much one batch holds)."""
+
+    error_type = "oversized_page"
+
+
+class PaginationLoopError(SourceError):
+    """The API's pagination does not end: a page token repeated within one window, a page
+    identical to the one before, or more than ``max_pages_per_window`` pages. Not retried
+    within the poll: the poll fails and the next one starts again from the position of
+    the last batch handed on, after the pipeline's backoff."""
+
+    error_type = "pagination_loop"
+
+
+class DeadLetterWriteError(SourceError):
+    """Malformed records of a page could not be written to the dead-letter path (disk
+    full, read-only volume): the batch is not handed on and the poll is retried."""
+
+    error_type = "dead_letter_write"
+
+
 class Source(Protocol):
     """A poller over one audit-log API.
 
     ``restore`` sets the position from the committed checkpoint (``None``: first start).
-    ``poll`` runs one polling cycle and yields every batch that is available now, in
-    source order, each carrying the checkpoint to commit after it. The pipeline awaits
-    between batches, which is how backpressure reaches the API calls. When ``poll`` raises,
-    the source's in-memory position is the one after the last batch it yielded.
+    ``checkpoint`` returns the whole position, such that ``restore(checkpoint())`` puts the
+    source back exactly there. ``poll`` runs one polling cycle and yields every batch that
+    is available now, in source order, each carrying the checkpoint to commit after it
+    (the source's position once that batch is handed on). The pipeline awaits between
+    batches, which is how backpressure reaches the API calls.
+
+    **The position advances only once a batch is handed on.** A source may move its
+    in-memory state while it builds a batch, but the pipeline never trusts that state
+    after a failure: when ``poll`` raises, or a batch cannot be handed on (a dead-letter
+    write fails, a bug), the pipeline closes the poll and calls ``restore`` with the
+    checkpoint of the last batch it handed on (or, when none was in this cycle, the
+    ``checkpoint()`` taken before it started), then polls again after a backoff. So no
+    record of a batch that was not handed on can be skipped as "already seen".
 
     A source far behind may read several time windows concurrently
     (:mod:`forwarder.sources.backfill`), but it still yields batches in source order, and
@@ -66,9 +107,12 @@ class Source(Protocol):
     its sinks)."""
     warnings: dict[str, str]
     """Conditions an operator should see that do not stop delivery (a capped clock offset,
-    future-dated records...), by a short key; shown in ``/readyz``."""
+    future-dated records, a rate-limit hold...), by a short key, while they hold; shown in
+    ``/readyz``. Read-only for the pipeline (a source may compute it on each read)."""
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None: ...
+
+    def checkpoint(self) -> dict[str, Any]: ...
 
     def poll(self) -> AsyncIterator[Batch]: ...
 

@@ -15,6 +15,18 @@ overlap, no gap, widths sized to about one page each), followed by one open-ende
 and their pages handed on in window order, so the source sees exactly the page sequence a
 sequential read would give (cut at other places): cursor, ``seen`` and checkpoints keep
 their meaning, and a restart from any checkpoint re-reads only what was not committed.
+
+What the API says is bounded (:mod:`~forwarder.sources.untrusted`,
+:mod:`~forwarder.sources.paging`): the cursor never passes the API's own now (its
+``Date`` header, believed up to ``max_clock_offset``), so an entry dated in year 9999
+(or a few seconds ahead) is delivered, flagged when later than ``FUTURE_TOLERANCE``,
+but cannot make the source skip what comes after it; such an
+entry comes back on every poll (``min_occurred_at`` is before it), so its id stays in
+``seen`` for as long as the cursor is before it. A malformed entry is dead-lettered once:
+a digest of it is kept in ``seen`` with its time (or, without a usable one, the time of
+the next entry on its page, which the API sorts after it), and pruned with the ids once
+no query can return it again. Pages with more entries than ``count``, pagination that
+does not end, oversized bodies and waits beyond ``max_retry_after`` are refused or capped.
 """
 
 from __future__ import annotations
@@ -34,12 +46,26 @@ from forwarder.sources.backfill import BackfillStats, OrderedWindowFetcher
 from forwarder.sources.base import (
     CredentialsError,
     MalformedResponseError,
+    OversizedPageError,
     SourceError,
     TransientSourceError,
 )
-from forwarder.sources.calendly_windows import TimeWindow, WindowPlan, format_micros, to_micros
+from forwarder.sources.calendly_windows import (
+    MICROS,
+    TimeWindow,
+    WindowPlan,
+    format_micros,
+    to_micros,
+)
 from forwarder.sources.gate import RequestGate
-from forwarder.sources.http import ApiClient, ApiResponse
+from forwarder.sources.http import ApiClient, ApiResponse, error_excerpt
+from forwarder.sources.paging import PageGuard
+from forwarder.sources.untrusted import (
+    FUTURE_TOLERANCE,
+    ApiBounds,
+    dead_letter_key,
+    parse_seconds,
+)
 from forwarder.timeutil import format_rfc3339, parse_rfc3339
 
 PROVIDER = "calendly"
@@ -68,7 +94,6 @@ class CalendlySource:
         self.id = source_id
         self.poll_interval = config.poll_interval
         self.seal_formats: tuple[str, ...] | None = None
-        self.warnings: dict[str, str] = {}
         self._config = config
         self._url = config.base_url.rstrip("/") + "/activity_log_entries"
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
@@ -79,10 +104,20 @@ class CalendlySource:
         self.cursor = 0.0
         self.seen: dict[str, float] = {}
         self.gate = RequestGate(clock, config.backfill_concurrency)
+        self.bounds = ApiBounds(source_id, config, metrics, clock, self._log, self.gate)
         self.backfill = BackfillStats()
         metrics.watch_source(source_id, self.gate, self.backfill)
         self.last_plan: WindowPlan | None = None
         """The windows of the last backfill (for tests and benchmarks)."""
+
+    @property
+    def warnings(self) -> dict[str, str]:
+        return self.bounds.warnings()
+
+    @property
+    def clock_offset(self) -> float:
+        """The API's clock minus ours, as believed (capped at ``max_clock_offset``)."""
+        return self.bounds.offset
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
         if checkpoint is None:
@@ -101,6 +136,8 @@ class CalendlySource:
         return {"cursor": format_rfc3339(self.cursor, 6), "seen": dict(self.seen)}
 
     async def poll(self) -> AsyncIterator[Batch]:
+        self.bounds.poll_started()
+        self._repair_future_cursor()
         plan = WindowPlan(
             start_us=to_micros(self.cursor - self._config.overlap),
             tail_us=to_micros(self._clock.now() - BACKFILL_TAIL_MARGIN),
@@ -114,7 +151,8 @@ class CalendlySource:
             window = TimeWindow(plan.start_us, None)
             async with aclosing(self._window_pages(window)) as pages:
                 async for page in pages:
-                    yield self._batch(page["collection"])
+                    yield self._batch(page["collection"], window)
+            self.bounds.poll_finished()
             return
         self.last_plan = plan
         fetcher: OrderedWindowFetcher[TimeWindow, dict[str, Any]] = OrderedWindowFetcher(
@@ -127,8 +165,24 @@ class CalendlySource:
         )
         # Closing the poll (the pipeline stopped, or an error) cancels every window read.
         async with aclosing(fetcher.pages()) as window_pages:
-            async for _, page in window_pages:
-                yield self._batch(page["collection"])
+            async for window, page in window_pages:
+                yield self._batch(page["collection"], window)
+        self.bounds.poll_finished()
+
+    def _repair_future_cursor(self) -> None:
+        """A cursor beyond any clock this source could believe (written by a version that
+        let a future-dated entry move it) skips everything: move it back to the earliest
+        time the API's now could be. Nothing after the entry that moved it was delivered,
+        so this can only repeat entries (at least once), never skip one."""
+        now = self._clock.now()
+        if self.cursor > now + self.bounds.max_clock_offset + FUTURE_TOLERANCE:
+            reset_to = now - self.bounds.max_clock_offset
+            self._log.warning(
+                "cursor_in_the_future_reset",
+                cursor=_format_time(self.cursor),
+                reset_to=format_rfc3339(reset_to, 6),
+            )
+            self.cursor = reset_to
 
     async def _window_pages(
         self, window: TimeWindow, plan: WindowPlan | None = None
@@ -143,6 +197,10 @@ class CalendlySource:
         }
         if window.end_us is not None:
             base["max_occurred_at"] = format_micros(window.end_us)
+        guard = PageGuard(
+            self._config.max_pages_per_window,
+            f"the window from {base['min_occurred_at']} to {base.get('max_occurred_at', 'now')}",
+        )
         page_token: str | None = None
         while True:
             params = dict(base)
@@ -151,6 +209,7 @@ class CalendlySource:
             first = page_token is None
             page = await self._client.retrying(lambda params=params: self._fetch(params))
             page_token = (page.get("pagination") or {}).get("next_page_token")
+            guard.check(page["collection"], page_token)
             if first and plan is not None:
                 plan.observe(window, page["collection"], more=bool(page_token))
             yield page
@@ -159,19 +218,31 @@ class CalendlySource:
 
     async def _fetch(self, params: dict[str, str]) -> dict[str, Any]:
         async with self.gate.slot():
+            sent_at = self._clock.now()
             response = await self._client.request(
                 "GET", self._url, params=params, headers=self._headers
             )
+        self.bounds.observe_date(response.headers, sent_at)
         self._note_rate_limit(response)
         if response.status == 429:
+            reset = self._reset_seconds(response)
             # Every request of this source waits for the reset, not only this one.
-            self.gate.throttle(
-                _header_float(response, "X-RateLimit-Reset") or DEFAULT_RESET_SECONDS
+            self.gate.throttle(reset or DEFAULT_RESET_SECONDS)
+            raise TransientSourceError(
+                f"rate limited (HTTP 429): {_error_text(response)}",
+                retry_after=reset,
+                rate_limited=True,
             )
         if response.status == 200:
             page = response.json_object()
-            if not isinstance(page.get("collection"), list):
+            collection = page.get("collection")
+            if not isinstance(collection, list):
                 raise MalformedResponseError("response has no 'collection' list")
+            if len(collection) > self._config.page_size:
+                raise OversizedPageError(
+                    f"page of {len(collection)} entries, more than the {self._config.page_size} "
+                    "asked for (count): refused"
+                )
             pagination = page.get("pagination")
             if pagination is not None and not isinstance(pagination, dict):
                 raise MalformedResponseError("response 'pagination' is not an object")
@@ -184,20 +255,19 @@ class CalendlySource:
                 # Spend the wait before the next request instead of collecting 429s: each
                 # request still in flight takes one of the `remaining`, so nothing would be
                 # left for the next one (sequentially: remaining is 0).
-                self.gate.throttle(
-                    _header_float(response, "X-RateLimit-Reset") or DEFAULT_RESET_SECONDS
-                )
+                self.gate.throttle(self._reset_seconds(response) or DEFAULT_RESET_SECONDS)
             return page
         raise self._error(response)
+
+    def _reset_seconds(self, response: ApiResponse) -> float | None:
+        """``X-RateLimit-Reset`` (seconds until the limit resets), capped."""
+        return self.bounds.wait(
+            response.headers.get("X-RateLimit-Reset"), None, header="X-RateLimit-Reset"
+        )
 
     def _error(self, response: ApiResponse) -> SourceError:
         status = response.status
         detail = _error_text(response)
-        if status == 429:
-            reset = _header_float(response, "X-RateLimit-Reset")
-            return TransientSourceError(
-                f"rate limited (HTTP 429): {detail}", retry_after=reset, rate_limited=True
-            )
         if status >= 500:
             return TransientSourceError(f"HTTP {status}: {detail}")
         if status == 401:
@@ -209,37 +279,88 @@ class CalendlySource:
             )
         return SourceError(f"request refused (HTTP {status}): {detail}")
 
-    def _batch(self, collection: list[Any]) -> Batch:
+    def _batch(self, collection: list[Any], window: TimeWindow) -> Batch:
+        """The batch of one page, oldest first; moves the cursor and ``seen`` with it
+        (the pipeline restores them if the batch cannot be handed on)."""
         ingested = format_rfc3339(self._clock.now())
+        # Dated after this: flagged as from the future.
+        future_after = self.bounds.future_ceiling()
+        # An entry dated after the API's now does not move the cursor at all (even one a
+        # few seconds ahead, a backend host's skew): it is delivered and kept in `seen`,
+        # and the next query does not skip entries stamped before it still to come.
+        ceiling = max(self.cursor, self.bounds.api_now())
         events: list[Event] = []
         dead: list[DeadLetter] = []
         seen = self.seen
-        duplicates = unknown = 0
+        duplicates = dead_again = unknown = future_new = future = 0
+        latest_future = 0.0
+        # Dead letters without a usable time: the API sorts them by occurred_at, so the
+        # next entry's time is one they cannot be after.
+        undated: list[str] = []
+        occurrences: dict[str, int] = {}
         newest = self.cursor
         seal_formats = self.seal_formats
         for entry in collection:
             try:
                 event = normalize_entry(entry, ingested=ingested)
             except MalformedRecordError as error:
+                key = dead_letter_key(entry)
+                occurrence = occurrences.get(key, 0)
+                occurrences[key] = occurrence + 1
+                key = dead_letter_key(entry, occurrence) if occurrence else key
+                if key in seen:
+                    dead_again += 1
+                    continue
                 dead.append(DeadLetter("source", error.reason, self.id, entry, detail=error.detail))
+                when = _entry_time(entry)
+                if when is None or not _within(window, when):
+                    # No usable time (or one the query could not have matched, so not the
+                    # one the API sorts by): bounded by the next entry instead.
+                    undated.append(key)
+                else:
+                    seen[key] = when
                 continue
+            timestamp = event.timestamp
+            for key in undated:
+                seen[key] = timestamp
+            undated.clear()
+            is_future = timestamp > future_after
+            if is_future:
+                future += 1
+                latest_future = max(latest_future, timestamp)
             if event.id in seen:
                 duplicates += 1
                 continue
-            seen[event.id] = event.timestamp
+            # A future-dated entry comes back on every poll: its id stays in `seen` until
+            # the cursor passes its date (the pruning below keeps it).
+            seen[event.id] = timestamp
             event.source = self.id
             if seal_formats is not None:
                 # Now, while the document is still in cache (see Event.seal).
                 event.seal(seal_formats)
             events.append(event)
             unknown += not event.mapped
-            if event.timestamp > newest:
-                newest = event.timestamp
+            future_new += is_future
+            if newest < timestamp <= ceiling:
+                newest = timestamp
+        if undated:
+            # Last on the page: before the window's end, and (unless it is itself from
+            # the future) before the API's now.
+            bound = future_after
+            if window.end_us is not None:
+                bound = min(bound, window.end_us / MICROS)
+            for key in undated:
+                seen[key] = max(bound, newest)
         if duplicates:
             self._metrics.duplicates_dropped.labels(self.id).inc(duplicates)
         if unknown:
             self._metrics.unknown_events.labels(self.id).inc(unknown)
+        if dead_again:
+            self._log.debug("dead_letter_already_written", records=dead_again)
+        if future:
+            self.bounds.future_records(future_new, latest_future)
         self.cursor = newest
+        # Next poll's min_occurred_at: nothing older can come back, so it is forgotten.
         horizon = newest - self._config.overlap
         self.seen = {key: when for key, when in seen.items() if when >= horizon}
         return Batch(self.id, events, self.checkpoint(), dead, cursor_time=self.cursor)
@@ -254,13 +375,31 @@ class CalendlySource:
 
 
 def _header_float(response: ApiResponse, name: str) -> float | None:
-    value = response.headers.get(name)
-    if value is None:
+    """A header's finite, non-negative number (garbage, NaN and infinities: ``None``)."""
+    value = parse_seconds(response.headers.get(name))
+    return value if value is not None and value != float("inf") else None
+
+
+def _entry_time(entry: Any) -> float | None:
+    """A malformed entry's ``occurred_at``, when it has a usable one."""
+    if not isinstance(entry, dict):
         return None
     try:
-        return float(value)
-    except ValueError:
+        return parse_rfc3339(entry.get("occurred_at"))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _within(window: TimeWindow, timestamp: float) -> bool:
+    moment = to_micros(timestamp)
+    return window.start_us <= moment and (window.end_us is None or moment <= window.end_us)
+
+
+def _format_time(timestamp: float) -> str:
+    try:
+        return format_rfc3339(timestamp, 6)
+    except (ValueError, OverflowError, OSError):
+        return f"{timestamp:.0f}"
 
 
 def _error_text(response: ApiResponse) -> str:
@@ -268,5 +407,5 @@ def _error_text(response: ApiResponse) -> str:
     try:
         body = response.json_object()
     except MalformedResponseError:
-        return response.body[:200].decode("utf-8", "replace")
-    return f"{body.get('title', '')}: {body.get('message', '')}".strip(": ")
+        return error_excerpt(bytes(response.body[:400]).decode("utf-8", "replace"))
+    return error_excerpt(f"{body.get('title', '')}: {body.get('message', '')}".strip(": "))

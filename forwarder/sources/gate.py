@@ -17,6 +17,7 @@ until the reset, exactly what the sources did before they read windows concurren
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -54,8 +55,12 @@ class RequestGate:
 
     def throttle(self, seconds: float) -> None:
         """The API refused a request for its rate: hold every request ``seconds``, then
-        let one probe at a time through."""
+        let one probe at a time through. The caller caps ``seconds`` (``max_retry_after``,
+        see :mod:`forwarder.sources.untrusted`); a value that is not a finite number
+        holds nothing rather than forever."""
         self.throttled += 1
+        if not math.isfinite(seconds):
+            seconds = 0.0
         self._resume_at = max(self._resume_at, self._clock.now() + max(0.0, seconds))
         self.limit = 1
 

@@ -1,4 +1,15 @@
-"""The HTTP client the sources share: one aiohttp session, status metrics, retries."""
+"""The HTTP client the sources share: one aiohttp session, status metrics, retries.
+
+Response bodies are read incrementally and never beyond ``max_response_bytes`` of
+*decompressed* data: aiohttp (3.14) inflates a gzip/deflate/br/zstd body in bounded
+steps as it is read, so a 1 MB gzip bomb that would expand to gigabytes, or a body that
+never ends, costs at most the cap (plus one read step) before it is refused with
+:class:`ResponseTooLargeError`, retried like any transient error, then reported. A body
+that trickles in forever ends at the request timeout instead. The Python objects that
+parsing the body would create must fit in ``max_response_bytes`` too (estimated while it
+arrives, see :func:`parsed_size_estimate`): a body of tiny JSON values parses to 24 times
+its size, so a cap on bytes alone would not bound memory.
+"""
 
 from __future__ import annotations
 
@@ -15,17 +26,34 @@ from forwarder.backoff import Backoff
 from forwarder.clock import Clock
 from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
-from forwarder.sources.base import MalformedResponseError, TransientSourceError
+from forwarder.sources.base import (
+    MalformedResponseError,
+    ResponseTooLargeError,
+    TransientSourceError,
+)
 
 Result = TypeVar("Result")
 USER_AGENT = f"forwarder/{__version__} (+siem-forwarder)"
+# The config's default (UntrustedApiLimits.max_response_bytes), for clients built without one.
+DEFAULT_MAX_RESPONSE_BYTES = 33_554_432
+# A parsed JSON value costs Python up to ~72 bytes (an object with its slot in the
+# container: 64 + 8), so a body of 3-byte values ("{}," or "[],") parses to 24x its size:
+# a 32 MiB page of "{}" would take 770 MB. max_response_bytes therefore bounds both the
+# body and its parsed size, estimated from the number of values. Real pages parse to
+# 3.3x (Calendly) and 4.7x (Google) their size and estimate at 6-7x: with the default
+# cap a page may be up to ~4.5 MiB (1,000 Google activities, the largest page the API
+# serves, are about 1 MB in the simulator's realistic data).
+PARSED_VALUE_BYTES = 72
+# Longest excerpt of a peer's error text kept in an error message (and so in logs and
+# /readyz): enough for any real API's error message, not for a body echoed back whole.
+MAX_ERROR_TEXT = 300
 
 
 @dataclass(slots=True)
 class ApiResponse:
     status: int
     headers: CIMultiDictProxy[str]
-    body: bytes
+    body: bytes | bytearray
 
     def json_object(self) -> dict[str, Any]:
         """The body as a JSON object; anything else is a malformed response (retried)."""
@@ -59,9 +87,12 @@ class ApiClient:
         timeout: float,
         max_attempts: int,
         backoff: Backoff,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.source_id = source_id
+        self.metrics = metrics
         self._metrics = metrics
+        self.max_response_bytes = max_response_bytes
         self._clock = clock
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_attempts = max_attempts
@@ -90,15 +121,57 @@ class ApiClient:
             async with session.request(
                 method, url, params=params, headers=headers, data=data, allow_redirects=False
             ) as response:
-                body = await response.read()
                 status = response.status
                 response_headers = response.headers
+                body = await self._read_body(response, method, url)
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as error:
             self._metrics.api_responses.labels(self.source_id, "network_error").inc()
             reason = str(error) or type(error).__name__
             raise TransientSourceError(f"{method} {_path(url)} failed: {reason}") from None
         self._metrics.api_responses.labels(self.source_id, str(status)).inc()
         return ApiResponse(status, response_headers, body)
+
+    async def _read_body(
+        self, response: aiohttp.ClientResponse, method: str, url: str
+    ) -> bytearray:
+        """The whole body, decompressed, read chunk by chunk up to the cap."""
+        limit = self.max_response_bytes
+        declared = response.content_length
+        if (
+            declared is not None
+            and declared > limit
+            and not response.headers.get("Content-Encoding")
+        ):
+            self._too_large(response.status)
+            raise ResponseTooLargeError(
+                f"{method} {_path(url)}: the API announced a body of {declared} bytes, "
+                f"more than max_response_bytes ({limit})"
+            )
+        body = bytearray()
+        # What parsing the body would take so far (see parsed_size_estimate), counted as
+        # it arrives: a body built to expand is refused long before its bytes reach the cap.
+        estimate = PARSED_VALUE_BYTES
+        # readany(), not read(n): a large n would raise the stream's buffer limit to n.
+        while chunk := await response.content.readany():
+            if len(body) + len(chunk) > limit:
+                self._too_large(response.status)
+                raise ResponseTooLargeError(
+                    f"{method} {_path(url)}: the body exceeds max_response_bytes ({limit} "
+                    "bytes, decompressed); refused"
+                )
+            estimate += len(chunk) + PARSED_VALUE_BYTES * _values(chunk)
+            if estimate > limit:
+                self._too_large(response.status)
+                raise ResponseTooLargeError(
+                    f"{method} {_path(url)}: the body would take more than "
+                    f"max_response_bytes ({limit} bytes) once parsed ({len(body) + len(chunk)} "
+                    "bytes of it hold that many JSON values); refused"
+                )
+            body += chunk
+        return body
+
+    def _too_large(self, status: int) -> None:
+        self._metrics.api_responses.labels(self.source_id, str(status)).inc()
 
     async def retrying(self, attempt: Callable[[], Awaitable[Result]]) -> Result:
         """Run ``attempt`` until it succeeds, retrying :class:`TransientSourceError`
@@ -111,8 +184,13 @@ class ApiClient:
             try:
                 return await attempt()
             except TransientSourceError as error:
+                if error.exhausted:
+                    # Already retried by an inner `retrying` (a token refresh inside an
+                    # API request): retrying it again would multiply the requests.
+                    raise
                 self._metrics.source_errors.labels(self.source_id, error.error_type).inc()
                 if number == self._max_attempts:
+                    error.exhausted = True
                     raise
                 delay = backoff.next_delay(error.retry_after)
                 if isinstance(error, MalformedResponseError):
@@ -130,7 +208,27 @@ class ApiClient:
             self._session = None
 
 
-def _lenient_json(body: bytes) -> Any:
+def parsed_size_estimate(body: bytes | bytearray) -> int:
+    """An upper estimate of the memory ``orjson.loads(body)`` takes: the body's bytes (the
+    strings' contents) plus :data:`PARSED_VALUE_BYTES` per JSON value, counted from the
+    separators and containers (a few C-speed scans; commas inside strings only make it
+    larger)."""
+    return len(body) + PARSED_VALUE_BYTES * (_values(body) + 1)
+
+
+def _values(data: bytes | bytearray) -> int:
+    """JSON values in ``data``, at most: one per separator or container opened."""
+    return data.count(b",") + data.count(b":") + data.count(b"[") + data.count(b"{")
+
+
+def error_excerpt(text: str) -> str:
+    """A peer's error text, cut to :data:`MAX_ERROR_TEXT` characters."""
+    if len(text) <= MAX_ERROR_TEXT:
+        return text
+    return text[:MAX_ERROR_TEXT] + f"... ({len(text)} characters)"
+
+
+def _lenient_json(body: bytes | bytearray) -> Any:
     """Parse a body whose only fault is invalid UTF-8 (one bad record must not block the
     whole log forever): bad bytes become U+FFFD. ``None`` if it still is not JSON."""
     try:

@@ -224,3 +224,31 @@ async def test_google_truth_over_http(start_google: StartGoogle, session) -> Non
         records = (await response.json())["records"]
     assert records == api.sim.truth()
     assert {"activity", "visible_at", "visible_at_unix"} == set(records[0])
+
+
+async def test_page_token_loop_hands_the_requested_token_out_again(
+    start_calendly: StartCalendly, start_google: StartGoogle
+) -> None:
+    calendly = await start_calendly()
+    calendly.sim.faults.push("page_token_loop", count=3)
+    status, first, _ = await calendly.get(calendly.params(count=10))
+    assert status == 200 and calendly.sim.faults.pending == ["page_token_loop"] * 3
+    token = first["pagination"]["next_page_token"]
+    for _ in range(3):
+        status, page, _ = await calendly.get(calendly.params(count=10, page_token=token))
+        assert status == 200
+        assert page["pagination"]["next_page_token"] == token
+        assert token in page["pagination"]["next_page"]
+    status, page, _ = await calendly.get(calendly.params(count=10, page_token=token))
+    assert page["pagination"]["next_page_token"] != token, "served three times, then real"
+    assert [fault["kind"] for fault in calendly.sim.faults.as_json()["applied"]] == [
+        "page_token_loop"
+    ] * 3
+
+    google = await start_google()
+    google.sim.faults.push("page_token_loop")
+    status, first, _ = await google_page(google)
+    token = first["nextPageToken"]
+    status, page, _ = await google.list({"maxResults": 10, "pageToken": token})
+    assert status == 200 and page["nextPageToken"] == token
+    assert not google.sim.faults.pending

@@ -47,7 +47,9 @@ async def test_google_latency_delays_the_api_and_the_token_endpoint(
     params = {"startTime": format_rfc3339(T0 - 1800), "endTime": format_rfc3339(T0 - 60)}
     started = time.monotonic()
     responses = await asyncio.gather(*(api.list(params) for _ in range(5)))
-    assert LATENCY <= time.monotonic() - started < 3 * LATENCY
+    assert time.monotonic() - started >= LATENCY
+    # Concurrent, not one after the other (counted, not timed: a loaded host is slow).
+    assert api.sim.stats.peak_in_flight == 5
     statuses = sorted(status for status, _, _ in responses)
     assert statuses == [200, 200, 200, 403, 403], "the quota still applies"
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile import HostileProxy
 from source_harness import HOUR, T0
 
 from forwarder.clock import ManualClock
@@ -45,13 +46,15 @@ async def stack() -> AsyncIterator[AsyncExitStack]:
 def calendly(
     clock: ManualClock, metrics: Metrics, stack: AsyncExitStack, tmp_path: Path
 ) -> Callable[..., Any]:
-    """``await calendly(sim_overrides, source_overrides) -> (simulator, make_source)``."""
+    """``await calendly(sim_overrides, source_overrides) -> (simulator, make_source)``;
+    ``make_source(**more_overrides)``, e.g. ``base_url`` of a proxy at ``simulator.url``."""
 
     async def start(sim: dict[str, Any] | None = None, **source: Any):  # type: ignore[no-untyped-def]
         settings: dict[str, Any] = {"start": T0 - 2 * HOUR, "end": T0, "rate_per_minute": 5.0}
         settings.update(sim or {})
         simulator = CalendlySimulator(CalendlyConfig(**settings), clock)
         url = await stack.enter_async_context(run_app(simulator.app()))
+        simulator.url = url  # type: ignore[attr-defined]  # for a proxy in front of it
         token_file = tmp_path / "calendly-token"
         token_file.write_text(simulator.config.token + "\n")
         options: dict[str, Any] = {
@@ -64,8 +67,9 @@ def calendly(
         }
         options.update(source)
 
-        def make_source():  # type: ignore[no-untyped-def]
-            built = build_source("cal", CalendlySourceConfig(**options), metrics, clock)
+        def make_source(**overrides):  # type: ignore[no-untyped-def]
+            config = CalendlySourceConfig(**{**options, **overrides})
+            built = build_source("cal", config, metrics, clock)
             stack.push_async_callback(built.aclose)
             return built
 
@@ -82,7 +86,8 @@ def google(
     tmp_path: Path,
     service_account: ServiceAccount,
 ) -> Callable[..., Any]:
-    """``await google(sim_overrides, source_overrides) -> (simulator, make_source)``."""
+    """``await google(sim_overrides, source_overrides) -> (simulator, make_source)``;
+    ``make_source(**more_overrides)``, e.g. ``base_url`` of a proxy at ``simulator.url``."""
 
     async def start(  # type: ignore[no-untyped-def]
         sim: dict[str, Any] | None = None, sim_clock: Any = None, **source: Any
@@ -93,6 +98,7 @@ def google(
             GoogleConfig(**settings), sim_clock or clock, service_account
         )
         url = await stack.enter_async_context(run_app(simulator.app()))
+        simulator.url = url  # type: ignore[attr-defined]  # for a proxy in front of it
         key_file = tmp_path / "google-key.json"
         simulator.write_service_account_key(key_file, url + "/token")
         options: dict[str, Any] = {
@@ -105,11 +111,22 @@ def google(
         }
         options.update(source)
 
-        def make_source():  # type: ignore[no-untyped-def]
-            built = build_source("gcal", GoogleCalendarSourceConfig(**options), metrics, clock)
+        def make_source(**overrides):  # type: ignore[no-untyped-def]
+            config = GoogleCalendarSourceConfig(**{**options, **overrides})
+            built = build_source("gcal", config, metrics, clock)
             stack.push_async_callback(built.aclose)
             return built
 
         return simulator, make_source
+
+    return start
+
+
+@pytest.fixture
+def hostile(stack: AsyncExitStack) -> Callable[..., Any]:
+    """``await hostile(upstream_url) -> HostileProxy`` running on 127.0.0.1."""
+
+    async def start(upstream: str) -> HostileProxy:
+        return await stack.enter_async_context(HostileProxy(upstream).running())
 
     return start

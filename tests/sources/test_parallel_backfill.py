@@ -413,12 +413,18 @@ async def test_google_backfill_with_clock_skew_skips_nothing(google, clock, offs
 
 async def test_google_prefetch_is_dropped_when_the_api_clock_jumps(google, clock) -> None:
     """Windows planned as settled stop being settled when the API's clock turns out to be
-    far behind: the source notices at the next window start and reads on sequentially."""
+    far behind: the source notices at the next window start and reads on sequentially.
+    (An offset this large is believed only because max_clock_offset allows it.)"""
     api_clock = OffsetClock(clock, 0.0)
     simulator, make_source = await google(
         {"start": T0 - DAY, "rate_per_minute": 1.0, "latency_seconds": LATENCY},
         api_clock,
-        **{**GOOGLE_SOURCE, "initial_lookback": DAY, "backfill_concurrency": 2},
+        **{
+            **GOOGLE_SOURCE,
+            "initial_lookback": DAY,
+            "backfill_concurrency": 2,
+            "max_clock_offset": 3 * HOUR,
+        },
     )
     source = make_source()
     source.restore(None)

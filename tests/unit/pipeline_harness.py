@@ -39,6 +39,9 @@ class ScriptedSource:
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
         self.restored = checkpoint
 
+    def checkpoint(self) -> dict[str, Any]:
+        return {}
+
     async def poll(self) -> AsyncIterator[Batch]:
         for b in range(self.batches):
             events = [_event(b * self.size + i) for i in range(self.size)]

@@ -55,6 +55,9 @@ class FlakySource:
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
         return None
 
+    def checkpoint(self) -> dict[str, Any]:
+        return {}
+
     async def poll(self) -> AsyncIterator[Batch]:
         if self.failures:
             self.failures -= 1

@@ -4,14 +4,16 @@ gating of the cursor, backpressure, retries and dead letters."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import orjson
-from pipeline_harness import Harness, RecordingSink, ScriptedSource
+from pipeline_harness import Harness, RecordingSink, ScriptedSource, _event
 
-from forwarder.events import Event
+from forwarder.events import Batch, DeadLetter, Event
 from forwarder.sinks.base import Coalescing, SendResult
+from forwarder.sources.base import TransientSourceError
 
 
 async def test_every_sink_gets_every_event_in_order_and_cursor_commits(tmp_path: Path) -> None:
@@ -146,3 +148,74 @@ async def test_queued_batches_are_merged_up_to_the_sinks_limit(tmp_path: Path) -
     assert sum(sink.sizes) == 200
     assert max(sink.sizes) == 100 and len(sink.sizes) <= 4
     assert await harness.store.load("scripted") == {"batch": 9}
+
+
+class MovingSource:
+    """Moves its position while it builds each batch, as the real sources do; batch
+    ``bad`` carries a dead letter, and building batch ``fail_at`` raises once."""
+
+    id = "moving"
+    provider = "test"
+    poll_interval = 3600.0
+
+    def __init__(self, total: int, bad: int | None = None, fail_at: int | None = None) -> None:
+        self.total, self.bad, self.fail_at = total, bad, fail_at
+        self.position = 0
+        self.restored: list[int] = []
+
+    def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
+        self.position = 0 if checkpoint is None else checkpoint["position"]
+        self.restored.append(self.position)
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"position": self.position}
+
+    async def poll(self) -> AsyncIterator[Batch]:
+        while self.position < self.total:
+            self.position += 1
+            if self.position == self.fail_at:
+                self.fail_at = None
+                raise TransientSourceError("HTTP 503: backend error")
+            dead = []
+            if self.position == self.bad:
+                dead = [DeadLetter("source", "missing_field", self.id, {"broken": True})]
+            yield Batch(self.id, [_event(self.position)], self.checkpoint(), dead)
+
+    async def aclose(self) -> None:
+        return None
+
+
+async def test_a_failed_dead_letter_write_restores_the_last_batch_handed_on(
+    tmp_path: Path,
+) -> None:
+    sink = RecordingSink("all")
+    source = MovingSource(total=10, bad=4)
+    harness = Harness(tmp_path, source, [sink], capacity=100)  # type: ignore[arg-type]
+    (tmp_path / "dl").write_bytes(b"a file where the dead-letter directory should be")
+    await harness.runner.poll_once()
+    assert source.restored == [3], "back to the batch before the one that was not handed on"
+    assert harness.runner.last_error_type == "dead_letter_write"
+    failed = harness.metrics.registry.get_sample_value(
+        "forwarder_source_failed_polls_total",
+        {"source": "moving", "error_type": "dead_letter_write"},
+    )
+    assert failed == 1
+    (tmp_path / "dl").unlink()
+    await harness.runner.poll_once()
+    await asyncio.wait_for(harness.committer.wait_idle(), 5)
+    await harness.close()
+    assert sink.received == list(range(1, 11))
+    assert len(harness.dead.path.read_bytes().splitlines()) == 1
+    assert await harness.store.load("moving") == {"position": 10}
+
+
+async def test_a_failing_poll_restores_the_last_batch_handed_on(tmp_path: Path) -> None:
+    sink = RecordingSink("all")
+    source = MovingSource(total=8, fail_at=5)
+    harness = Harness(tmp_path, source, [sink], capacity=100)  # type: ignore[arg-type]
+    await harness.runner.poll_once()
+    assert source.restored == [4]
+    await harness.runner.poll_once()
+    await asyncio.wait_for(harness.committer.wait_idle(), 5)
+    await harness.close()
+    assert sink.received == list(range(1, 9))

@@ -27,6 +27,17 @@ choice). Before a prefetched window is used its planned start is checked against
 ``window_start``; should they ever differ (the API's clock moved), the prefetch is dropped
 and reading goes on sequentially. The windows inside the settle window, whose starts
 depend on when the previous one was scanned, are always read one after the other.
+
+What the API says is bounded (:mod:`~forwarder.sources.untrusted`,
+:mod:`~forwarder.sources.paging`): windows are cut on the API's clock, but its ``Date``
+header is believed only up to ``max_clock_offset`` (a ``Date`` in year 9999 once made a
+poll plan 70 million windows), and one poll plans at most ``MAX_WINDOWS_PER_POLL``
+windows (the next poll goes on from there). The watermark and ``final_before`` only
+ever move to window ends, which never pass the API's now; an activity dated after it is
+delivered and flagged, and its ids stay in ``seen`` for as long as a window can return
+it. A malformed activity is dead-lettered once: a digest of it is kept in ``seen`` with
+its ``id.time`` (or, without a usable one, the end of the window that returned it) and
+pruned with the event ids.
 """
 
 from __future__ import annotations
@@ -34,25 +45,28 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from forwarder.clock import Clock
 from forwarder.config.model import GoogleCalendarSourceConfig
 from forwarder.events import Batch, DeadLetter, Event
+from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
 from forwarder.schema.errors import MalformedRecordError
-from forwarder.schema.google_calendar import normalize_activity
+from forwarder.schema.google_calendar import activity_time, normalize_activity
 from forwarder.sources.backfill import BackfillStats, OrderedWindowFetcher
 from forwarder.sources.base import (
     CredentialsError,
     MalformedResponseError,
+    OversizedPageError,
     SourceError,
     TransientSourceError,
 )
 from forwarder.sources.gate import RequestGate
 from forwarder.sources.google.auth import ServiceAccountTokenProvider
-from forwarder.sources.http import ApiClient, ApiResponse
+from forwarder.sources.http import ApiClient, ApiResponse, error_excerpt
+from forwarder.sources.paging import PageGuard
+from forwarder.sources.untrusted import ApiBounds, dead_letter_key
 from forwarder.timeutil import format_rfc3339
 
 PROVIDER = "google_calendar"
@@ -62,7 +76,11 @@ QUOTA_REASONS = frozenset({"rateLimitExceeded", "userRateLimitExceeded", "quotaE
 QUOTA_RETRY_SECONDS = 5.0
 # Windows shorter than this are not worth a request (and the API needs start < end).
 MIN_WINDOW_SECONDS = 1.0
-CLOCK_SKEW_TOLERANCE = 2.0
+# Windows one poll plans and reads at most; the next poll goes on from there. At the
+# default max_window (1 h) that is 41 days of log per poll (16 h at the shortest, 60 s),
+# so real catch-ups barely notice, while a clock gone wrong can no longer make one poll
+# plan millions of windows.
+MAX_WINDOWS_PER_POLL = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +116,6 @@ class GoogleCalendarSource:
         self.id = source_id
         self.poll_interval = config.poll_interval
         self.seal_formats: tuple[str, ...] | None = None
-        self.warnings: dict[str, str] = {}
         self._config = config
         self._url = config.base_url.rstrip("/") + ACTIVITIES_PATH
         self._tokens = tokens
@@ -108,16 +125,26 @@ class GoogleCalendarSource:
         self.watermark = 0.0
         self.final_before = 0.0
         self.seen: dict[str, float] = {}
-        # API clock minus host clock, from the responses' Date header: windows are cut on
+        self._log = get_logger("forwarder.source.google_calendar", source=source_id)
+        self.gate = RequestGate(clock, config.backfill_concurrency)
+        # The API's clock, from the responses' Date header (capped): windows are cut on
         # the API's clock, or a fast host would ask for a future endTime (refused) and a
         # slow one would settle events too early.
-        self.clock_offset = 0.0
-        self.gate = RequestGate(clock, config.backfill_concurrency)
+        self.bounds = ApiBounds(source_id, config, metrics, clock, self._log, self.gate)
         self.backfill = BackfillStats()
         metrics.watch_source(source_id, self.gate, self.backfill)
 
+    @property
+    def warnings(self) -> dict[str, str]:
+        return self.bounds.warnings()
+
+    @property
+    def clock_offset(self) -> float:
+        """The API's clock minus ours, as believed (capped at ``max_clock_offset``)."""
+        return self.bounds.offset
+
     def _api_now(self) -> float:
-        return self._clock.now() + self.clock_offset
+        return self.bounds.api_now()
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
         if checkpoint is None:
@@ -149,28 +176,37 @@ class GoogleCalendarSource:
         return min(self.watermark, self.final_before)
 
     async def poll(self) -> AsyncIterator[Batch]:
+        self.bounds.poll_started()
         horizon = self._api_now() - self._config.end_margin
         settled = self._settled_windows(horizon)
+        budget = MAX_WINDOWS_PER_POLL
         if len(settled) > 1:
+            budget -= len(settled)
             async for batch in self._backfill(settled):
                 yield batch
         while horizon - self.watermark >= MIN_WINDOW_SECONDS:
+            if budget <= 0:
+                self._log.info("window_budget_spent", windows=MAX_WINDOWS_PER_POLL)
+                return
+            budget -= 1
             window = ReportWindow(
                 self.window_start, min(horizon, self.watermark + self._config.max_window)
             )
             async with aclosing(self._window_pages(window)) as pages:
                 async for page in pages:
                     yield self._page_batch(window, page)
+        self.bounds.poll_finished()
 
     def _settled_windows(self, horizon: float) -> list[ReportWindow]:
         """The windows a sequential read would take next that end before the settle
-        window, with their starts: each starts where the previous one ends."""
+        window, with their starts: each starts where the previous one ends (at most
+        ``MAX_WINDOWS_PER_POLL``)."""
         if self._config.backfill_concurrency <= 1:
             return []
         settled_until = self._api_now() - self._config.settle_window
         windows: list[ReportWindow] = []
         start, watermark = self.window_start, self.watermark
-        while horizon - watermark >= MIN_WINDOW_SECONDS:
+        while horizon - watermark >= MIN_WINDOW_SECONDS and len(windows) < MAX_WINDOWS_PER_POLL:
             end = min(horizon, watermark + self._config.max_window)
             if end > settled_until:
                 break
@@ -210,20 +246,25 @@ class GoogleCalendarSource:
         }
         if self._config.customer_id:
             base_params["customerId"] = self._config.customer_id
+        guard = PageGuard(
+            self._config.max_pages_per_window,
+            f"the window from {base_params['startTime']} to {base_params['endTime']}",
+        )
         page_token: str | None = None
         while True:
             params = dict(base_params)
             if page_token:
                 params["pageToken"] = page_token
             page = await self._client.retrying(lambda params=params: self._fetch(params))
-            yield WindowPage(scanned_at, page)
             page_token = page.get("nextPageToken") or None
+            guard.check(page.get("items") or [], page_token)
+            yield WindowPage(scanned_at, page)
             if page_token is None:
                 return
 
     def _page_batch(self, window: ReportWindow, page: WindowPage) -> Batch:
         """The batch of one page, in order; the window's last page moves the watermark."""
-        events, dead = self._accept(page.body.get("items") or [])
+        events, dead = self._accept(page.body.get("items") or [], window)
         if not page.body.get("nextPageToken"):
             # The whole window is read: move the watermark and prune the seen ids.
             self.watermark = window.end
@@ -235,12 +276,17 @@ class GoogleCalendarSource:
             self.seen = {key: when for key, when in self.seen.items() if when >= keep_from}
         return Batch(self.id, events, self.checkpoint(), dead, self.window_start)
 
-    def _accept(self, items: list[Any]) -> tuple[list[Event], list[DeadLetter]]:
+    def _accept(
+        self, items: list[Any], window: ReportWindow
+    ) -> tuple[list[Event], list[DeadLetter]]:
         ingested = format_rfc3339(self._clock.now())
+        ceiling = self.bounds.future_ceiling()
         events: list[Event] = []
         dead: list[DeadLetter] = []
         seen = self.seen
-        duplicates = late = unknown = 0
+        duplicates = dead_again = late = unknown = future = future_new = 0
+        latest_future = 0.0
+        occurrences: dict[str, int] = {}
         watermark = self.watermark
         seal_formats = self.seal_formats
         # Pages come newest first; sinks get them oldest first (events of one activity
@@ -249,14 +295,30 @@ class GoogleCalendarSource:
             try:
                 normalized = normalize_activity(activity, ingested=ingested)
             except MalformedRecordError as error:
+                key = dead_letter_key(activity)
+                occurrence = occurrences.get(key, 0)
+                occurrences[key] = occurrence + 1
+                key = dead_letter_key(activity, occurrence) if occurrence else key
+                if key in seen:
+                    dead_again += 1
+                    continue
+                # Remembered for as long as a window can return it: its id.time, or the
+                # end of this window (the API returned it, so it is before that).
+                seen[key] = _activity_time(activity, window)
                 dead.append(
                     DeadLetter("source", error.reason, self.id, activity, detail=error.detail)
                 )
                 continue
             for event in normalized:
+                is_future = event.timestamp > ceiling
+                if is_future:
+                    future += 1
+                    latest_future = max(latest_future, event.timestamp)
                 if event.id in seen:
                     duplicates += 1
                     continue
+                # A future-dated event keeps its id in `seen` until window starts pass its
+                # date: it never moves the watermark (window ends do, below the API's now).
                 seen[event.id] = event.timestamp
                 event.source = self.id
                 if seal_formats is not None:
@@ -264,6 +326,7 @@ class GoogleCalendarSource:
                     event.seal(seal_formats)
                 if event.timestamp < watermark:
                     late += 1
+                future_new += is_future
                 unknown += not event.mapped
                 events.append(event)
         if duplicates:
@@ -272,6 +335,10 @@ class GoogleCalendarSource:
             self._metrics.late_events.labels(self.id).inc(late)
         if unknown:
             self._metrics.unknown_events.labels(self.id).inc(unknown)
+        if dead_again:
+            self._log.debug("dead_letter_already_written", records=dead_again)
+        if future:
+            self.bounds.future_records(future_new, latest_future)
         return events, dead
 
     async def _fetch(self, params: dict[str, str]) -> dict[str, Any]:
@@ -298,56 +365,68 @@ class GoogleCalendarSource:
                 # Google leaves out `items` on an empty page, never `kind`: without it the
                 # body cannot be told apart from a damaged one, and skipping is not an option.
                 raise MalformedResponseError("response has no 'kind'")
+            if len(items) > self._config.page_size:
+                raise OversizedPageError(
+                    f"page of {len(items)} activities, more than the {self._config.page_size} "
+                    "asked for (maxResults): refused"
+                )
             token_value = page.get("nextPageToken")
             if token_value is not None and not isinstance(token_value, str):
                 raise MalformedResponseError("'nextPageToken' is not a string")
             self.gate.succeeded()
             return page
-        error = _error(response)
+        error = self._error(response)
         if isinstance(error, TransientSourceError) and error.rate_limited:
             # Quota errors hold every request of this source, not only this one.
             self.gate.throttle(error.retry_after or QUOTA_RETRY_SECONDS)
         raise error
 
     def _note_server_time(self, response: ApiResponse, sent_at: float) -> None:
-        date = response.headers.get("Date")
-        if not date:
-            return
-        try:
-            server = parsedate_to_datetime(date).timestamp()
-        except (TypeError, ValueError):
-            return
-        offset = server - (sent_at + self._clock.now()) / 2
-        # Date has a one-second resolution: smaller differences are noise.
-        self.clock_offset = offset if abs(offset) > CLOCK_SKEW_TOLERANCE else 0.0
-        self._tokens.clock_offset = self.clock_offset
+        self.bounds.observe_date(response.headers, sent_at)
+        # The assertion's iat/exp must be right on Google's clock (believed, capped).
+        self._tokens.clock_offset = self.bounds.offset
+
+    def _error(self, response: ApiResponse) -> SourceError:
+        status = response.status
+        message, reasons = _google_error(response)
+        if status == 403 and reasons & QUOTA_REASONS:
+            return TransientSourceError(
+                f"quota exceeded (HTTP 403 {message})", QUOTA_RETRY_SECONDS, rate_limited=True
+            )
+        if status == 429 or status >= 500:
+            # Seconds or an HTTP date, capped at max_retry_after; garbage is ignored.
+            delay = self.bounds.wait(
+                response.headers.get("Retry-After"),
+                None,
+                header="Retry-After",
+                http_date=True,
+                server_date=response.headers.get("Date"),
+            )
+            # 429, and a 503 that names a wait, ask every client to slow down.
+            return TransientSourceError(
+                f"HTTP {status}: {message}",
+                delay,
+                rate_limited=status == 429 or (status == 503 and delay is not None),
+            )
+        if status in (401, 403):
+            return CredentialsError(
+                f"access refused (HTTP {status}: {message}); the delegated admin needs the "
+                "Reports privilege and the client the admin.reports.audit.readonly scope"
+            )
+        return SourceError(f"request refused (HTTP {status}: {message})")
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
 
-def _error(response: ApiResponse) -> SourceError:
-    status = response.status
-    message, reasons = _google_error(response)
-    if status == 403 and reasons & QUOTA_REASONS:
-        return TransientSourceError(
-            f"quota exceeded (HTTP 403 {message})", QUOTA_RETRY_SECONDS, rate_limited=True
-        )
-    if status == 429 or status >= 500:
-        retry_after = response.headers.get("Retry-After")
-        delay = float(retry_after) if retry_after and retry_after.isdigit() else None
-        # 429, and a 503 that names a wait, ask every client to slow down.
-        return TransientSourceError(
-            f"HTTP {status}: {message}",
-            delay,
-            rate_limited=status == 429 or (status == 503 and delay is not None),
-        )
-    if status in (401, 403):
-        return CredentialsError(
-            f"access refused (HTTP {status}: {message}); the delegated admin needs the "
-            "Reports privilege and the client the admin.reports.audit.readonly scope"
-        )
-    return SourceError(f"request refused (HTTP {status}: {message})")
+def _activity_time(activity: Any, window: ReportWindow) -> float:
+    """A malformed activity's ``id.time`` when it has one the window could have matched,
+    else the window's end (the API matched it, so its real time is before that)."""
+    try:
+        when = activity_time(activity)
+    except (MalformedRecordError, TypeError, ValueError, OverflowError):
+        return window.end
+    return when if window.start <= when < window.end else window.end
 
 
 def _google_error(response: ApiResponse) -> tuple[str, set[str]]:
@@ -355,12 +434,12 @@ def _google_error(response: ApiResponse) -> tuple[str, set[str]]:
     try:
         error = response.json_object().get("error")
     except MalformedResponseError:
-        return response.body[:200].decode("utf-8", "replace"), set()
+        return error_excerpt(bytes(response.body[:400]).decode("utf-8", "replace")), set()
     if not isinstance(error, dict):
-        return str(error), set()
+        return error_excerpt(str(error)), set()
     reasons = {
         item.get("reason")
         for item in error.get("errors") or []
         if isinstance(item, dict) and isinstance(item.get("reason"), str)
     }
-    return str(error.get("message", "")), reasons
+    return error_excerpt(str(error.get("message", ""))), reasons

@@ -9,8 +9,9 @@ or simply no end. :class:`PageGuard` sees every page of one window and raises
 - a page token that was already handed out in this window (a token is a position: the
   same position twice is a cycle);
 - a page whose records are those of the page before (a new token over the same records:
-  no progress; compared by their count and the records at both ends). Empty pages are not compared: APIs legitimately return an
-  empty page with a token (Google does) and the page budget bounds those;
+  no progress; compared by their count and the records at both ends). Empty pages are
+  not compared: APIs legitimately return an empty page with a token (Google does) and
+  the page budget bounds those;
 - a window that would need more than ``max_pages`` pages (``max_pages_per_window``):
   whatever the peer does, one window costs a bounded number of requests.
 

@@ -119,6 +119,10 @@ class ApiBounds:
         self._capped_wait_raw: str | None = None
         self._future_streak = False
         self._future_in_poll = False
+        # Exported at 0 from the start: an alert on increase() sees the first one.
+        metrics.future_events.labels(source_id)
+        for kind in ("retry_after", "clock_offset"):
+            metrics.source_capped_values.labels(source_id, kind)
 
     # -- the API's clock ----------------------------------------------------------------
 

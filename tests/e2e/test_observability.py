@@ -93,6 +93,23 @@ def test_metrics_pass_promtool_and_health_endpoints(simulators, tmp_path) -> Non
         assert _sample(text, "forwarder_checkpoint_cursor_lag_seconds", source="calendly") < 3600
         assert _sample(text, "forwarder_sink_queue_capacity_events", sink="events") == 1000
         assert "forwarder_sink_delivery_lag_seconds_bucket" in text
+        # The untrusted-peer alerts fire on increase(): their series exist at 0 from the
+        # start, so the first capped value or future-dated record is an increase.
+        for source in ("calendly", "google_calendar"):
+            assert _sample(text, "forwarder_source_future_events_total", source=source) == 0
+            for kind in ("retry_after", "clock_offset"):
+                capped = _sample(
+                    text, "forwarder_source_capped_values_total", source=source, kind=kind
+                )
+                assert capped == 0
+        lifetime = _sample(
+            text,
+            "forwarder_source_capped_values_total",
+            source="google_calendar",
+            kind="token_lifetime",
+        )
+        assert lifetime == 0
+        assert _sample(text, "forwarder_operator_connections_refused_total") == 0
         base = url.rsplit("/", 1)[0]
         assert _get(base + "/healthz") == (200, b'{"status": "alive"}')
         status, ready = _get(base + "/readyz")
@@ -124,7 +141,7 @@ def test_every_alert_fires_when_it_should_and_only_then() -> None:
     # Every alert of rules.yaml has a case of its own in the test file.
     alerts = set(re.findall(r"- alert: (\w+)", (rules / "rules.yaml").read_text()))
     tested = set(re.findall(r"alertname: (\w+)\n", (rules / "rules.test.yaml").read_text()))
-    assert len(alerts) == 8
+    assert len(alerts) == 11
     assert alerts == tested
 
 

@@ -108,6 +108,7 @@ class HttpSink:
             else None
         )
         self._session: aiohttp.ClientSession | None = None
+        metrics.sink_capped_values.labels(sink_id, "retry_after")  # at 0 from the start
         self._log = get_logger("forwarder.sink.http", sink=sink_id)
         self.warnings: dict[str, str] = {}
         """Conditions shown in ``/readyz`` while they hold (a capped ``Retry-After``)."""

@@ -131,6 +131,7 @@ class GoogleCalendarSource:
         # the API's clock, or a fast host would ask for a future endTime (refused) and a
         # slow one would settle events too early.
         self.bounds = ApiBounds(source_id, config, metrics, clock, self._log, self.gate)
+        metrics.source_capped_values.labels(source_id, "token_lifetime")  # at 0 from the start
         self.backfill = BackfillStats()
         metrics.watch_source(source_id, self.gate, self.backfill)
 

@@ -1,6 +1,7 @@
 """HTTP receivers for the sink tests: a scriptable local server (HEC, bulk, faults,
 latency, concurrency tracking), an Elasticsearch-shaped ``_bulk`` endpoint, a real
-ClickHouse server started by PID, and a one-source pipeline to drive a sink with."""
+ClickHouse server started by PID, the HTTP sink, scripted sources and a one-source
+pipeline to drive a sink with (shared with the other sink tests and tests/unit)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from kafka_harness import free_port, wait_listening
 from forwarder.backoff import Backoff
 from forwarder.checkpoint.file import FileCheckpointStore
 from forwarder.clock import Clock, SystemClock
+from forwarder.config.model import HttpSinkConfig
 from forwarder.deadletter.file import FileDeadLetterQueue
 from forwarder.events import Batch, Event
 from forwarder.observability.metrics import Metrics
@@ -32,6 +34,7 @@ from forwarder.pipeline.queue import EventBoundedQueue
 from forwarder.pipeline.sink_worker import Delivery, SinkWorker
 from forwarder.pipeline.source_runner import SourceRunner
 from forwarder.sinks.base import Sink
+from forwarder.sinks.http import HttpSink
 
 Responder = Callable[[list[bytes]], tuple[int, dict[str, str], bytes]]
 
@@ -292,6 +295,13 @@ async def start_app(
     return runner, f"http://127.0.0.1:{port}{path}"
 
 
+def http_sink(url: str, metrics: Metrics | None = None, **options: Any) -> HttpSink:
+    """The HTTP sink ``http`` posting to ``url`` (request timeout 10 s), with ``options``."""
+    settings: dict[str, Any] = {"type": "http", "url": url, "request_timeout": 10}
+    settings.update(options)
+    return HttpSink("http", HttpSinkConfig(**settings), metrics or Metrics())
+
+
 def make_event(n: int, provider: str = "calendly") -> Event:
     """Event ``n`` of source ``cal``: id ``n`` as 32 hex digits, non-ASCII text."""
     event = Event(
@@ -307,15 +317,13 @@ def make_event(n: int, provider: str = "calendly") -> Event:
     return event
 
 
-class ScriptedSource:
-    """``batches`` pages of ``size`` events each, checkpoint ``{"b": page}``."""
+class StubSource:
+    """What the pipeline needs of a scripted source besides ``id`` and ``poll``: nothing
+    to restore, no state of its own (the checkpoint travels in its batches), nothing to
+    close."""
 
     provider = "calendly"
     poll_interval = 3600.0
-
-    def __init__(self, batches: int, size: int) -> None:
-        self.id = "cal"
-        self.batches, self.size = batches, size
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
         return None
@@ -323,39 +331,76 @@ class ScriptedSource:
     def checkpoint(self) -> dict[str, Any]:
         return {}
 
+    async def aclose(self) -> None:
+        return None
+
+
+class ScriptedSource(StubSource):
+    """``batches`` pages of ``size`` events each, checkpoint ``{"b": page}``."""
+
+    def __init__(self, batches: int, size: int) -> None:
+        self.id = "cal"
+        self.batches, self.size = batches, size
+
     async def poll(self) -> AsyncIterator[Batch]:
         for b in range(self.batches):
             yield Batch(
                 self.id, [make_event(b * self.size + i) for i in range(self.size)], {"b": b}
             )
 
-    async def aclose(self) -> None:
-        return None
+
+class SinkPipeline:
+    """One source through the real SourceRunner, OrderedCommitter, file checkpoint store
+    (in ``state``, default ``tmp_path``) and dead-letter queue (``tmp_path / "dl"``), and a
+    SinkWorker for ``sink`` with ``backoff`` (default quick) and a queue of ``capacity``
+    events. ``async with`` runs the worker."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        sink: Sink,
+        source: Any,
+        *,
+        capacity: int = 100_000,
+        backoff: Backoff | None = None,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
+        state: Path | None = None,
+    ) -> None:
+        clock = SystemClock() if clock is None else clock
+        self.metrics = Metrics() if metrics is None else metrics
+        self.store = FileCheckpointStore(tmp_path if state is None else state)
+        self.dead = FileDeadLetterQueue(tmp_path / "dl", self.metrics, clock)
+        self.queue: EventBoundedQueue[Delivery] = EventBoundedQueue(capacity)
+        backoff = Backoff(0.01, 0.05) if backoff is None else backoff
+        self.worker = SinkWorker(sink, self.queue, self.dead, self.metrics, clock, backoff)
+        self.committer = OrderedCommitter(source.id, self.store, self.metrics, clock)
+        self.runner = SourceRunner(
+            source, self.committer, [self.queue], self.dead, self.metrics, clock, Backoff()
+        )
+        self.source = source
+
+    async def __aenter__(self) -> SinkPipeline:
+        self.task = asyncio.create_task(self.worker.run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
 
 
 async def run_pipeline(
     tmp_path: Path,
     sink: Sink,
-    source: ScriptedSource,
+    source: StubSource,
     clock: Clock | None = None,
     metrics: Metrics | None = None,
     within: float = 60,
 ) -> tuple[FileCheckpointStore, FileDeadLetterQueue, Metrics]:
     """One poll of ``source`` through a sink worker for ``sink`` (quick backoff) until
     every batch is acknowledged; the checkpoint store, dead letters and pipeline metrics."""
-    clock = clock or SystemClock()
-    metrics = metrics or Metrics()
-    store = FileCheckpointStore(tmp_path)
-    dead = FileDeadLetterQueue(tmp_path / "dl", metrics, clock)
-    queue: EventBoundedQueue[Delivery] = EventBoundedQueue(100_000)
-    worker = SinkWorker(sink, queue, dead, metrics, clock, Backoff(0.01, 0.05))
-    committer = OrderedCommitter(source.id, store, metrics, clock)
-    runner = SourceRunner(source, committer, [queue], dead, metrics, clock, Backoff())
-    task = asyncio.create_task(worker.run())
-    try:
-        await runner.poll_once()
-        await asyncio.wait_for(committer.wait_idle(), within)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-    return store, dead, metrics
+    pipeline = SinkPipeline(tmp_path, sink, source, clock=clock, metrics=metrics)
+    async with pipeline:
+        await pipeline.runner.poll_once()
+        await asyncio.wait_for(pipeline.committer.wait_idle(), within)
+    return pipeline.store, pipeline.dead, pipeline.metrics

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,30 +16,15 @@ from http_harness import (
     Receiver,
     ScriptedSource,
     hec_success,
+    http_sink,
     make_event,
     run_pipeline,
-    start_receiver,
 )
 
 from forwarder.clock import ManualClock
 from forwarder.config.model import HttpSinkConfig
 from forwarder.observability.metrics import Metrics
-from forwarder.sinks.http import HttpSink
 from forwarder.sinks.http.concurrency import AdaptiveConcurrency
-
-
-def _sink(url: str, metrics: Metrics | None = None, **options: Any) -> HttpSink:
-    settings: dict[str, Any] = {"type": "http", "url": url, "request_timeout": 10}
-    settings.update(options)
-    return HttpSink("http", HttpSinkConfig(**settings), metrics or Metrics())
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    running = Receiver()
-    runner = await start_receiver(running)
-    yield running
-    await runner.cleanup()
 
 
 @pytest.fixture
@@ -54,7 +39,7 @@ def clickhouse(tmp_path: Path) -> Iterator[ClickHouse]:
 
 
 async def test_clickhouse_every_event_lands_once(clickhouse: ClickHouse, tmp_path: Path) -> None:
-    sink = _sink(
+    sink = http_sink(
         clickhouse.insert_url("audit"),
         auth={"strategy": "basic", "username": ClickHouse.USER, "password": ClickHouse.PASSWORD},
         batch={"max_events": 300},
@@ -80,7 +65,7 @@ async def test_clickhouse_key_from_header_files_full_batches(
     # an empty body, which counts.
     key = tmp_path / "ch-key"
     key.write_text(ClickHouse.PASSWORD + "\n")
-    sink = _sink(
+    sink = http_sink(
         clickhouse.insert_url("audit"),
         headers={"X-ClickHouse-User": ClickHouse.USER},
         header_files={"X-ClickHouse-Key": str(key)},
@@ -97,7 +82,7 @@ async def test_clickhouse_key_from_header_files_full_batches(
 
 
 async def test_clickhouse_wrong_password_is_reported_clearly(clickhouse: ClickHouse) -> None:
-    sink = _sink(
+    sink = http_sink(
         clickhouse.insert_url("audit"),
         auth={"strategy": "basic", "username": ClickHouse.USER, "password": "wrong"},
     )
@@ -114,7 +99,7 @@ async def test_clickhouse_wrong_password_is_reported_clearly(clickhouse: ClickHo
 
 async def test_splunk_hec_body_and_headers_byte_exact(receiver: Receiver) -> None:
     receiver.fallback = hec_success
-    sink = _sink(
+    sink = http_sink(
         receiver.url,
         encoding="splunk_hec",
         auth={"strategy": "splunk", "token": "hec-token"},
@@ -167,7 +152,7 @@ async def test_elasticsearch_bulk_body_and_per_item_failures(receiver: Receiver,
         lambda lines: (200, {}, _bulk_response([201, 400, 429, 409, 201])),
         lambda lines: (200, {}, _bulk_response([201])),
     ]
-    sink = _sink(
+    sink = http_sink(
         receiver.url, encoding="elasticsearch_bulk", compression="none", batch={"max_events": 5}
     )
     await sink.start()
@@ -198,7 +183,7 @@ async def test_elasticsearch_bulk_body_and_per_item_failures(receiver: Receiver,
 
 async def test_retry_after_is_honoured(receiver: Receiver, tmp_path) -> None:
     receiver.script = [lambda lines: (429, {"Retry-After": "7"}, b"slow down")]
-    sink = _sink(receiver.url)
+    sink = http_sink(receiver.url)
     await sink.start()
     clock = ManualClock(0)
     try:
@@ -212,7 +197,7 @@ async def test_retry_after_is_honoured(receiver: Receiver, tmp_path) -> None:
 
 async def test_503_storm_is_ridden_out_with_nothing_lost(receiver: Receiver, tmp_path) -> None:
     receiver.script = [lambda lines: (503, {}, b"busy")] * 25
-    sink = _sink(receiver.url, batch={"max_events": 50})
+    sink = http_sink(receiver.url, batch={"max_events": 50})
     await sink.start()
     try:
         store, dead, _ = await run_pipeline(tmp_path, sink, ScriptedSource(10, 40))
@@ -227,7 +212,7 @@ async def test_503_storm_is_ridden_out_with_nothing_lost(receiver: Receiver, tmp
 
 async def test_client_errors_are_dead_lettered_with_the_body(receiver: Receiver, tmp_path) -> None:
     receiver.script = [lambda lines: (400, {}, b'{"error":"field n must be a string"}')]
-    sink = _sink(receiver.url, batch={"max_events": 2})
+    sink = http_sink(receiver.url, batch={"max_events": 2})
     await sink.start()
     try:
         _, dead, _ = await run_pipeline(tmp_path, sink, ScriptedSource(1, 4))
@@ -242,7 +227,7 @@ async def test_client_errors_are_dead_lettered_with_the_body(receiver: Receiver,
 async def test_adaptive_concurrency_grows_then_shrinks(receiver: Receiver) -> None:
     receiver.latency = 0.05
     metrics = Metrics()
-    sink = _sink(receiver.url, metrics, batch={"max_events": 1}, concurrency={"max": 8})
+    sink = http_sink(receiver.url, metrics, batch={"max_events": 1}, concurrency={"max": 8})
     await sink.start()
     try:
         assert sink.limiter.limit == 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import tracemalloc
 import zlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,10 @@ from http_harness import (
     Receiver,
     ScriptedSource,
     hec_success,
+    http_sink,
     make_event,
     run_pipeline,
     start_app,
-    start_receiver,
     write_in_pieces,
 )
 
@@ -31,15 +30,8 @@ from forwarder.clock import ManualClock
 from forwarder.config.loader import ConfigError, load_config
 from forwarder.config.model import HttpSinkConfig
 from forwarder.observability.metrics import Metrics
-from forwarder.sinks.http import HttpSink
 
 DEFAULT_BATCH = HttpSinkConfig(type="http", url="http://x").batch.max_events
-
-
-def _sink(url: str, metrics: Metrics | None = None, **options: Any) -> HttpSink:
-    settings: dict[str, Any] = {"type": "http", "url": url, "request_timeout": 10}
-    settings.update(options)
-    return HttpSink("http", HttpSinkConfig(**settings), metrics or Metrics())
 
 
 def _ids(count: int) -> set[str]:
@@ -51,14 +43,6 @@ def _errors(metrics: Metrics, error_type: str) -> float:
         "forwarder_sink_errors_total", {"sink": "http", "error_type": error_type}
     )
     return value or 0.0
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    running = Receiver()
-    runner = await start_receiver(running)
-    yield running
-    await runner.cleanup()
 
 
 # -- Elasticsearch bulk answers, read whole --------------------------------------------------
@@ -95,7 +79,7 @@ async def test_full_size_bulk_answers_in_pieces_are_read_whole(case: str, tmp_pa
     for doc_id in earlier:
         es.index[doc_id] = b"{}"  # created by an earlier attempt: answered 409
     runner, url = await start_app({"/_bulk": es.handle}, "/_bulk")
-    sink = _sink(url, encoding="elasticsearch_bulk")
+    sink = http_sink(url, encoding="elasticsearch_bulk")
     await sink.start()
     pages = max(1, count // 100)
     try:
@@ -162,7 +146,7 @@ async def test_redirects_are_refused_and_retried_never_followed(
 
     runner, url = await start_app({"/ingest": handle}, "/ingest")
     metrics = Metrics()
-    sink = _sink(
+    sink = http_sink(
         url,
         header_files={"X-ClickHouse-Key": str(secret_file)},
         auth={"strategy": "bearer", "token": "bearer-secret"},
@@ -214,7 +198,7 @@ async def test_hec_counts_only_code_0(receiver: Receiver, tmp_path: Path, answer
     bad = 3
     receiver.script = [lambda lines: (200, headers, body)] * bad
     receiver.fallback = hec_success
-    sink = _sink(receiver.url, encoding="splunk_hec", auth={"strategy": "splunk", "token": "t"})
+    sink = http_sink(receiver.url, encoding="splunk_hec", auth={"strategy": "splunk", "token": "t"})
     await sink.start()
     try:
         result = await sink.send([make_event(n) for n in range(5)])
@@ -259,7 +243,7 @@ async def test_bulk_answer_must_match_the_request(answer: str, tmp_path: Path) -
         return await es.handle(request)
 
     runner, url = await start_app({"/_bulk": handle}, "/_bulk")
-    sink = _sink(url, encoding="elasticsearch_bulk")
+    sink = http_sink(url, encoding="elasticsearch_bulk")
     await sink.start()
     try:
         result = await sink.send([make_event(n) for n in range(500)])
@@ -301,7 +285,7 @@ async def test_ndjson_and_json_array_refuse_html_pages(
 ) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     receiver.script = [lambda lines: (status, headers, body)]
-    sink = _sink(receiver.url, encoding=encoding)
+    sink = http_sink(receiver.url, encoding=encoding)
     await sink.start()
     try:
         result = await sink.send([make_event(n) for n in range(3)])
@@ -320,7 +304,7 @@ async def test_ndjson_and_json_array_refuse_html_pages(
 async def test_answer_above_max_response_bytes_is_a_retried_failure(tmp_path: Path) -> None:
     es = FakeElasticsearch(pieces=4)
     runner, url = await start_app({"/_bulk": es.handle}, "/_bulk")
-    sink = _sink(url, encoding="elasticsearch_bulk", max_response_bytes=65_536)
+    sink = http_sink(url, encoding="elasticsearch_bulk", max_response_bytes=65_536)
     await sink.start()
     try:
         result = await sink.send([make_event(n) for n in range(DEFAULT_BATCH)])
@@ -340,7 +324,7 @@ async def test_gzip_bomb_answer_is_cut_at_the_limit(receiver: Receiver) -> None:
     bomb = b"".join(compressor.compress(zeros) for _ in range(256)) + compressor.flush()
     headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
     receiver.script = [lambda lines: (200, headers, bomb)]
-    sink = _sink(receiver.url)
+    sink = http_sink(receiver.url)
     await sink.start()
     tracemalloc.start()
     try:
@@ -377,7 +361,7 @@ async def test_retry_after_is_capped_and_garbage_ignored(
 ) -> None:
     receiver.script = [lambda lines: (503, {"Retry-After": value}, b"busy")]
     metrics = Metrics()
-    sink = _sink(receiver.url, metrics)
+    sink = http_sink(receiver.url, metrics)
     await sink.start()
     try:
         result = await sink.send([make_event(1)])
@@ -396,7 +380,7 @@ async def test_capped_retry_after_holds_no_longer_than_max_retry_after(
     receiver: Receiver, tmp_path: Path
 ) -> None:
     receiver.script = [lambda lines: (429, {"Retry-After": "31536000000"}, b"slow down")]
-    sink = _sink(receiver.url, max_retry_after=120)
+    sink = http_sink(receiver.url, max_retry_after=120)
     await sink.start()
     clock = ManualClock(0)
     try:
@@ -414,7 +398,7 @@ async def test_capped_retry_after_holds_no_longer_than_max_retry_after(
 async def test_header_files_are_sent(receiver: Receiver, tmp_path: Path) -> None:
     key = tmp_path / "api-key"
     key.write_text("k-123\n")
-    sink = _sink(receiver.url, headers={"X-Env": "prod"}, header_files={"X-Api-Key": str(key)})
+    sink = http_sink(receiver.url, headers={"X-Env": "prod"}, header_files={"X-Api-Key": str(key)})
     await sink.start()
     try:
         result = await sink.send([make_event(1)])
@@ -436,7 +420,7 @@ def test_header_file_problems_name_the_key(
     if content is not None:
         path.write_text(content)
     with pytest.raises(ConfigError) as raised:
-        _sink("https://ch.example/", header_files={"X-ClickHouse-Key": str(path)})
+        http_sink("https://ch.example/", header_files={"X-ClickHouse-Key": str(path)})
     assert raised.value.key == "sinks.http.header_files.X-ClickHouse-Key"
     assert problem in raised.value.problem
 
@@ -498,7 +482,7 @@ async def test_credentials_echoed_by_the_receiver_are_not_quoted(
             "X-ClickHouse-Key: ck-key-9d8c7b6a5f4e3d2c1b0a --></html>"
         ).encode()
         receiver.script = [lambda lines, body=body: (status, {"Content-Type": "text/html"}, body)]
-        sink = _sink(
+        sink = http_sink(
             receiver.url,
             encoding="splunk_hec",
             auth={"strategy": "splunk", "token": token},

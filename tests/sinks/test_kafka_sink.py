@@ -8,25 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from http_harness import SinkPipeline, StubSource
 from kafka_harness import Broker, Stunnel, TcpProxy, consume, free_port, make_certificates
 
 from forwarder.backoff import Backoff
-from forwarder.checkpoint.file import FileCheckpointStore
-from forwarder.clock import SystemClock
 from forwarder.config.model import KafkaSinkConfig
-from forwarder.deadletter.file import FileDeadLetterQueue
 from forwarder.events import Batch, Event
-from forwarder.observability.metrics import Metrics
-from forwarder.pipeline.acks import OrderedCommitter
-from forwarder.pipeline.queue import EventBoundedQueue
-from forwarder.pipeline.sink_worker import Delivery, SinkWorker
-from forwarder.pipeline.source_runner import SourceRunner
 from forwarder.sinks.kafka import KafkaSink
 
 
@@ -100,21 +93,12 @@ async def test_topic_template_routes_by_provider_and_static_headers(broker: Brok
     assert dict(google[0].headers)["env"] == b"test"
 
 
-class ScriptedSource:
-    provider = "calendly"
-    poll_interval = 3600.0
-
+class ScriptedSource(StubSource):
     def __init__(self, batches: int, size: int, big: set[int] = frozenset()) -> None:
         self.id = "scripted"
         self.batches, self.size, self.big = batches, size, big
         self.produced = 0
         self.halfway = asyncio.Event()
-
-    def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
-        return None
-
-    def checkpoint(self) -> dict[str, Any]:
-        return {}
 
     async def poll(self) -> AsyncIterator[Batch]:
         for b in range(self.batches):
@@ -125,35 +109,12 @@ class ScriptedSource:
                 self.halfway.set()
             yield Batch(self.id, events, {"batch": b})
 
-    async def aclose(self) -> None:
-        return None
 
-
-class Pipeline:
+def _pipeline(
+    tmp_path: Path, sink: KafkaSink, source: ScriptedSource, capacity: int
+) -> SinkPipeline:
     """One source, the Kafka sink and the real worker, committer and dead-letter queue."""
-
-    def __init__(self, tmp_path: Path, sink: KafkaSink, source: ScriptedSource, capacity: int):
-        clock = SystemClock()
-        self.metrics = Metrics()
-        self.store = FileCheckpointStore(tmp_path)
-        self.dead = FileDeadLetterQueue(tmp_path / "dl", self.metrics, clock)
-        self.queue: EventBoundedQueue[Delivery] = EventBoundedQueue(capacity)
-        self.worker = SinkWorker(
-            sink, self.queue, self.dead, self.metrics, clock, Backoff(0.1, 0.5)
-        )
-        self.committer = OrderedCommitter(source.id, self.store, self.metrics, clock)
-        self.runner = SourceRunner(
-            source, self.committer, [self.queue], self.dead, self.metrics, clock, Backoff()
-        )
-        self.source = source
-
-    async def __aenter__(self) -> Pipeline:
-        self.task = asyncio.create_task(self.worker.run())
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+    return SinkPipeline(tmp_path, sink, source, capacity=capacity, backoff=Backoff(0.1, 0.5))
 
 
 async def test_oversized_event_is_dead_lettered_and_the_rest_flows(
@@ -162,7 +123,7 @@ async def test_oversized_event_is_dead_lettered_and_the_rest_flows(
     sink = _sink(broker.bootstrap, max_request_bytes=100_000)
     await sink.start()
     source = ScriptedSource(batches=3, size=10, big={13})
-    async with Pipeline(tmp_path, sink, source, capacity=100) as pipeline:
+    async with _pipeline(tmp_path, sink, source, capacity=100) as pipeline:
         await pipeline.runner.poll_once()
         await asyncio.wait_for(pipeline.committer.wait_idle(), 30)
     await sink.aclose()
@@ -184,7 +145,7 @@ async def test_outage_holds_the_cursor_bounds_memory_and_loses_nothing(tmp_path)
     await sink.start()
     source = ScriptedSource(batches=60, size=50)
     try:
-        async with Pipeline(tmp_path, sink, source, capacity=200) as pipeline:
+        async with _pipeline(tmp_path, sink, source, capacity=200) as pipeline:
             polling = asyncio.create_task(pipeline.runner.poll_once())
             await asyncio.wait_for(source.halfway.wait(), 30)
             await proxy.cut()

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pytest
+from http_harness import SinkPipeline, StubSource
 from syslog_harness import (
     CLIENT_NAME,
     CONTROLS,
@@ -30,16 +31,10 @@ from syslog_harness import (
 )
 
 from forwarder.backoff import Backoff
-from forwarder.checkpoint.file import FileCheckpointStore
 from forwarder.clock import SystemClock
 from forwarder.config.model import SyslogSinkConfig
-from forwarder.deadletter.file import FileDeadLetterQueue
 from forwarder.events import Batch, Event
 from forwarder.observability.metrics import Metrics
-from forwarder.pipeline.acks import OrderedCommitter
-from forwarder.pipeline.queue import EventBoundedQueue
-from forwarder.pipeline.sink_worker import Delivery, SinkWorker
-from forwarder.pipeline.source_runner import SourceRunner
 from forwarder.schema.calendly import normalize_entry
 from forwarder.schema.google_calendar import normalize_activity
 from forwarder.sinks.base import SendResult
@@ -632,23 +627,16 @@ async def test_mutual_tls_needs_the_permitted_client_certificate(
 # -- outage -------------------------------------------------------------------------------
 
 
-class PausingSource:
+class PausingSource(StubSource):
     """Yields ``batches`` batches; after ``pause_after`` it waits for ``resume``."""
 
     provider = "google_calendar"
-    poll_interval = 3600.0
 
     def __init__(self, batches: int, size: int, pause_after: int) -> None:
         self.id = "scripted"
         self.batches, self.size, self.pause_after = batches, size, pause_after
         self.paused = asyncio.Event()
         self.resume = asyncio.Event()
-
-    def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
-        return None
-
-    def checkpoint(self) -> dict[str, Any]:
-        return {}
 
     async def poll(self) -> AsyncIterator[Batch]:
         for b in range(self.batches):
@@ -657,9 +645,6 @@ class PausingSource:
                 await self.resume.wait()
             events = [make_event(n) for n in range(b * self.size, (b + 1) * self.size)]
             yield Batch(self.id, events, {"batch": b})
-
-    async def aclose(self) -> None:
-        return None
 
 
 async def test_receiver_restart_over_tcp_holds_the_cursor_and_loses_nothing(
@@ -670,15 +655,20 @@ async def test_receiver_restart_over_tcp_holds_the_cursor_and_loses_nothing(
     metrics = Metrics()
     sink = make_sink(rsyslog, metrics=metrics)
     await sink.start()
-    store = FileCheckpointStore(tmp_path / "state")
-    dead = FileDeadLetterQueue(tmp_path / "dl", metrics, clock)
-    queue: EventBoundedQueue[Delivery] = EventBoundedQueue(400)
-    worker = SinkWorker(sink, queue, dead, metrics, clock, Backoff(0.05, 0.2))
     source = PausingSource(batches=20, size=100, pause_after=8)
-    committer = OrderedCommitter(source.id, store, metrics, clock)
-    runner = SourceRunner(source, committer, [queue], dead, metrics, clock, Backoff())
-    working = asyncio.create_task(worker.run())
-    polling = asyncio.create_task(runner.poll_once())
+    pipeline = SinkPipeline(
+        tmp_path,
+        sink,
+        source,
+        capacity=400,
+        backoff=Backoff(0.05, 0.2),
+        clock=clock,
+        metrics=metrics,
+        state=tmp_path / "state",
+    )
+    store, committer = pipeline.store, pipeline.committer
+    working = asyncio.create_task(pipeline.worker.run())
+    polling = asyncio.create_task(pipeline.runner.poll_once())
     try:
         await asyncio.wait_for(source.paused.wait(), 10)
         await asyncio.wait_for(committer.wait_idle(), 10)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from source_harness import sample
 
 from forwarder.backoff import Backoff
 from forwarder.checkpoint.file import FileCheckpointStore
@@ -107,5 +108,4 @@ class SourcePipeline:
         return [orjson.loads(line) for line in path.read_bytes().splitlines()]
 
     def sample(self, name: str, **labels: str) -> float:
-        value = self.metrics.registry.get_sample_value(name, labels)
-        return 0.0 if value is None else value
+        return sample(self.metrics, name, **labels)

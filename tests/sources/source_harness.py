@@ -3,8 +3,10 @@ test modules without clashing with other conftest.py files)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+from forwarder.schema.ids import calendly_event_key, google_event_key
 from forwarder.sources.base import SourceError
 
 T0 = 1_800_000_000.0
@@ -38,3 +40,38 @@ async def poll_until_done(source: Any, attempts: int = 10) -> list[str]:
         except SourceError:
             continue
     raise AssertionError("the source never recovered")
+
+
+def sample(metrics: Any, name: str, **labels: str) -> float:
+    """The value of ``name`` with ``labels`` in ``metrics`` (0 when not yet exported)."""
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def calendly_truth_ids(simulator: Any) -> list[str]:
+    """Ids of the Calendly simulator's well-formed entries, oldest first (a malformed one,
+    injected with ``drop_fields``, lacks its namespace; every generated entry has one)."""
+    return [calendly_event_key(entry["uri"]) for entry in simulator.truth() if "namespace" in entry]
+
+
+def calendly_truth(simulator: Any) -> Counter[str]:
+    """:func:`calendly_truth_ids`, counted."""
+    return Counter(calendly_truth_ids(simulator))
+
+
+def google_truth(
+    simulator: Any, until: float, *, visible_before: float | None = None
+) -> Counter[str]:
+    """Ids of the events of the Google simulator's activities up to ``until`` (an activity
+    malformed without ``events`` has none); with ``visible_before``, only the activities
+    the API shows by then."""
+    ids: Counter[str] = Counter()
+    for record in simulator.truth(until):
+        if visible_before is not None and record["visible_at_unix"] > visible_before:
+            continue
+        activity = record["activity"]
+        for index in range(len(activity.get("events") or [])):
+            ids[
+                google_event_key(activity["id"]["time"], activity["id"]["uniqueQualifier"], index)
+            ] += 1
+    return ids

@@ -12,26 +12,9 @@ from typing import Any
 import pytest
 from hostile import announced, compressed, deflate_bomb, endless, gzip_bomb, rewrite_json
 from runner_harness import SourcePipeline
-from source_harness import HOUR, T0
-
-from forwarder.schema.ids import calendly_event_key, google_event_key
+from source_harness import HOUR, T0, calendly_truth, google_truth
 
 MiB = 1 << 20
-
-
-def calendly_truth(simulator: Any) -> Counter[str]:
-    return Counter(calendly_event_key(entry["uri"]) for entry in simulator.truth())
-
-
-def google_truth(simulator: Any, until: float) -> Counter[str]:
-    ids: Counter[str] = Counter()
-    for record in simulator.truth(until):
-        activity = record["activity"]
-        for index in range(len(activity["events"])):
-            ids[
-                google_event_key(activity["id"]["time"], activity["id"]["uniqueQualifier"], index)
-            ] += 1
-    return ids
 
 
 async def _start(provider: str, calendly: Any, google: Any, hostile: Any, **source: Any):  # type: ignore[no-untyped-def]

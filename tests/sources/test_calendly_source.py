@@ -5,14 +5,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from source_harness import HOUR, T0, drain, event_ids
+from source_harness import HOUR, T0, calendly_truth_ids, drain, event_ids
 
 from forwarder.schema.ids import calendly_event_key
 from forwarder.sources.base import CredentialsError, MalformedResponseError
-
-
-def _truth_ids(simulator) -> list[str]:  # type: ignore[no-untyped-def]
-    return [calendly_event_key(entry["uri"]) for entry in simulator.truth()]
 
 
 async def test_reads_every_entry_once_oldest_first(calendly, clock) -> None:
@@ -20,7 +16,7 @@ async def test_reads_every_entry_once_oldest_first(calendly, clock) -> None:
     source = make_source()
     source.restore(None)
     batches = await drain(source)
-    truth = _truth_ids(simulator)
+    truth = calendly_truth_ids(simulator)
     assert len(truth) > 400
     assert event_ids(batches) == truth
     times = [event.timestamp for batch in batches for event in batch.events]
@@ -35,7 +31,7 @@ async def test_restart_from_any_checkpoint_loses_and_repeats_nothing(calendly, c
     first = make_source()
     first.restore(None)
     batches = await drain(first)
-    truth = _truth_ids(simulator)
+    truth = calendly_truth_ids(simulator)
     for cut in (1, 5, len(batches) // 2, len(batches) - 2):
         delivered = event_ids(batches[:cut])
         restarted = make_source()
@@ -77,7 +73,7 @@ async def test_new_entries_on_a_live_log_arrive_in_later_polls(calendly, clock) 
         seen += event_ids(await drain(source))
     counts = Counter(seen)
     assert max(counts.values()) == 1
-    assert seen == _truth_ids(simulator)
+    assert seen == calendly_truth_ids(simulator)
 
 
 async def test_rate_limit_waits_for_the_reset_and_loses_nothing(calendly, clock, metrics) -> None:
@@ -86,7 +82,7 @@ async def test_rate_limit_waits_for_the_reset_and_loses_nothing(calendly, clock,
     source.restore(None)
     started = clock.now()
     ids = event_ids(await drain(source))
-    assert ids == _truth_ids(simulator)
+    assert ids == calendly_truth_ids(simulator)
     # ~60 pages at 10 requests per minute: the source had to wait out several windows.
     assert clock.now() - started >= 4 * 60
     assert (
@@ -106,7 +102,7 @@ async def test_transient_page_faults_are_retried(calendly, clock, metrics, fault
     source.restore(None)
     simulator.faults.push(fault, count=2)
     ids = event_ids(await drain(source))
-    assert ids == _truth_ids(simulator)
+    assert ids == calendly_truth_ids(simulator)
     errors = sum(
         sample.value
         for metric in metrics.registry.collect()
@@ -136,7 +132,7 @@ async def test_persistent_malformed_page_fails_the_poll_without_moving_the_curso
     assert source.checkpoint() == before, "the cursor moved past unread data"
     # Next cycle resumes from the cursor and nothing is lost or repeated.
     ids = event_ids(batches) + event_ids(await drain(source))
-    assert ids == _truth_ids(simulator)
+    assert ids == calendly_truth_ids(simulator)
 
 
 async def test_bad_record_is_dead_lettered_and_the_rest_flows(calendly, clock) -> None:
@@ -152,7 +148,7 @@ async def test_bad_record_is_dead_lettered_and_the_rest_flows(calendly, clock) -
         "invalid_type",
         "invalid_timestamp",
     }
-    truth = _truth_ids(simulator)
+    truth = calendly_truth_ids(simulator)
     assert len(event_ids(batches)) == len(truth) - 1
     assert set(event_ids(batches)) < set(truth)
 

@@ -10,29 +10,13 @@ from typing import Any
 import pytest
 from hostile import rewrite_json
 from runner_harness import SourcePipeline
-from source_harness import HOUR, T0, drain, event_ids
+from source_harness import HOUR, T0, drain, event_ids, google_truth, sample
 
 from forwarder.schema.ids import calendly_event_key, google_event_key
 from forwarder.sources.google import calendar as google_calendar
 from forwarder.timeutil import parse_rfc3339
 
 YEAR_9999 = parse_rfc3339("9999-12-31T00:00:00Z")
-
-
-def sample(metrics: Any, name: str, **labels: str) -> float:
-    value = metrics.registry.get_sample_value(name, labels)
-    return 0.0 if value is None else value
-
-
-def google_truth(simulator: Any, until: float) -> Counter[str]:
-    ids: Counter[str] = Counter()
-    for record in simulator.truth(until):
-        activity = record["activity"]
-        for index in range(len(activity.get("events") or [])):
-            ids[
-                google_event_key(activity["id"]["time"], activity["id"]["uniqueQualifier"], index)
-            ] += 1
-    return ids
 
 
 async def test_calendly_entry_dated_9999_is_delivered_and_does_not_blind_the_source(

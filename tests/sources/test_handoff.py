@@ -7,14 +7,12 @@ recording sink; the simulators are the ground truth.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 import pytest
 from runner_harness import SourcePipeline
-from source_harness import HOUR, T0
+from source_harness import HOUR, T0, calendly_truth, google_truth
 
-from forwarder.schema.ids import calendly_event_key, google_event_key
 from forwarder.sources.untrusted import DEAD_LETTER_KEY_PREFIX
 
 MODES = {
@@ -23,24 +21,6 @@ MODES = {
     # Windows read four at a time (OrderedWindowFetcher), pages handed on in order.
     "backfill": {"backfill_concurrency": 4},
 }
-
-
-def calendly_truth(simulator: Any) -> Counter[str]:
-    """Ids of the well-formed entries (a malformed one lacks its namespace)."""
-    return Counter(
-        calendly_event_key(entry["uri"]) for entry in simulator.truth() if "namespace" in entry
-    )
-
-
-def google_truth(simulator: Any, until: float) -> Counter[str]:
-    ids: Counter[str] = Counter()
-    for record in simulator.truth(until):
-        activity = record["activity"]
-        for index in range(len(activity.get("events") or [])):
-            ids[
-                google_event_key(activity["id"]["time"], activity["id"]["uniqueQualifier"], index)
-            ] += 1
-    return ids
 
 
 async def start_calendly(calendly: Any, mode: str) -> tuple[Any, Any]:

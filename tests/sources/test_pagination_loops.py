@@ -12,9 +12,9 @@ import pytest
 from aiohttp import web
 from hostile import Upstream
 from runner_harness import SourcePipeline
-from source_harness import HOUR, T0, drain
+from source_harness import HOUR, T0, calendly_truth, drain, google_truth
 
-from forwarder.schema.ids import calendly_event_key, google_event_key
+from forwarder.schema.ids import calendly_event_key
 
 MODES = {"sequential": {"backfill_concurrency": 1}, "backfill": {"backfill_concurrency": 4}}
 
@@ -27,21 +27,6 @@ def api_requests(simulator: Any) -> int:
         if route in ("activity_log_entries", "activities")
         for count in statuses.values()
     )
-
-
-def calendly_truth(simulator: Any) -> Counter[str]:
-    return Counter(calendly_event_key(entry["uri"]) for entry in simulator.truth())
-
-
-def google_truth(simulator: Any, until: float) -> Counter[str]:
-    ids: Counter[str] = Counter()
-    for record in simulator.truth(until):
-        activity = record["activity"]
-        for index in range(len(activity["events"])):
-            ids[
-                google_event_key(activity["id"]["time"], activity["id"]["uniqueQualifier"], index)
-            ] += 1
-    return ids
 
 
 @pytest.mark.parametrize("mode", list(MODES))

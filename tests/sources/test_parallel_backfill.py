@@ -11,9 +11,17 @@ from contextlib import aclosing
 from typing import Any
 
 import pytest
-from source_harness import HOUR, T0, drain, event_ids, poll_until_done
+from source_harness import (
+    HOUR,
+    T0,
+    calendly_truth_ids,
+    drain,
+    event_ids,
+    google_truth,
+    poll_until_done,
+)
 
-from forwarder.schema.ids import calendly_event_key, google_event_key
+from forwarder.schema.ids import google_event_key
 from forwarder.simulators.timeline import to_micros
 from forwarder.sources.base import SourceError
 
@@ -43,25 +51,6 @@ GOOGLE_SOURCE = {
 }
 
 
-def _calendly_truth(simulator: Any) -> list[str]:
-    return [calendly_event_key(entry["uri"]) for entry in simulator.truth()]
-
-
-def _google_truth(
-    simulator: Any, until: float, *, visible_before: float | None = None
-) -> Counter[str]:
-    ids: Counter[str] = Counter()
-    for record in simulator.truth(until):
-        if visible_before is not None and record["visible_at_unix"] > visible_before:
-            continue
-        activity = record["activity"]
-        for index in range(len(activity["events"])):
-            ids[
-                google_event_key(activity["id"]["time"], activity["id"]["uniqueQualifier"], index)
-            ] += 1
-    return ids
-
-
 def _requests(simulator: Any, route: str) -> int:
     return simulator.stats.count(route=route)
 
@@ -78,7 +67,7 @@ def _cuts(count: int, sample: int = 5) -> list[int]:
 async def test_calendly_parallel_backfill_delivers_the_truth_in_order(calendly, clock) -> None:
     simulator, make_source = await calendly(CALENDLY_SIM, **CALENDLY_SOURCE)
     _add_boundary_entries(simulator)
-    truth = _calendly_truth(simulator)
+    truth = calendly_truth_ids(simulator)
     assert len(truth) > 5000
 
     source = make_source()
@@ -122,7 +111,7 @@ async def test_calendly_restart_from_any_backfill_checkpoint(calendly, clock) ->
     first = make_source()
     first.restore(None)
     batches = await drain(first)
-    truth = _calendly_truth(simulator)
+    truth = calendly_truth_ids(simulator)
     for cut in _cuts(len(batches)):
         restarted = make_source()
         restarted.restore(batches[cut - 1].checkpoint)
@@ -143,7 +132,7 @@ async def test_calendly_rate_limit_holds_every_worker(calendly, clock, metrics) 
     source.restore(None)
     started = clock.now()
     ids = await poll_until_done(source)
-    assert ids == _calendly_truth(simulator)
+    assert ids == calendly_truth_ids(simulator)
     assert not simulator.faults.pending
     pages = _requests(simulator, "activity_log_entries")
     refused = simulator.stats.count(route="activity_log_entries", status=429)
@@ -168,7 +157,7 @@ async def test_calendly_failure_in_a_prefetched_window_loses_nothing(calendly, c
     simulator.faults.push("http_500", count=CALENDLY_SOURCE.get("max_attempts", 5))
     ids = await poll_until_done(source)
     assert not simulator.faults.pending
-    assert ids == _calendly_truth(simulator)
+    assert ids == calendly_truth_ids(simulator)
 
 
 async def test_calendly_buffers_stay_bounded_when_the_pipeline_stops(
@@ -194,7 +183,7 @@ async def test_calendly_buffers_stay_bounded_when_the_pipeline_stops(
         assert _scraped(metrics, "forwarder_source_requests_in_flight") == 0
         batches += [batch async for batch in poll]
     assert source.backfill.peak_buffered_pages <= bound
-    assert event_ids(batches) == _calendly_truth(simulator)
+    assert event_ids(batches) == calendly_truth_ids(simulator)
     assert _scraped(metrics, "forwarder_source_backfill_windows_in_flight") == 0
     assert _scraped(metrics, "forwarder_source_backfill_buffered_pages") == 0
     # One batch per page fetched, all of them through the window reader.
@@ -230,7 +219,7 @@ async def test_calendly_caught_up_reads_one_request_at_a_time(calendly, clock) -
     seen = event_ids(await drain(source))
     clock.advance(600)
     seen += event_ids(await drain(source))
-    assert seen == _calendly_truth(simulator)
+    assert seen == calendly_truth_ids(simulator)
     assert simulator.stats.peak_in_flight == 1
     assert source.backfill.windows_started == 0
 
@@ -240,7 +229,7 @@ async def test_calendly_caught_up_reads_one_request_at_a_time(calendly, clock) -
 
 async def test_google_parallel_backfill_is_the_sequential_read_exactly(google, clock) -> None:
     simulator, make_source = await google(GOOGLE_SIM, **GOOGLE_SOURCE)
-    truth = _google_truth(simulator, T0 - 5)
+    truth = google_truth(simulator, T0 - 5)
     assert sum(truth.values()) > 5000
     source = make_source()
     source.restore(None)
@@ -270,7 +259,7 @@ async def test_google_restart_from_any_backfill_checkpoint(google, clock) -> Non
     first = make_source()
     first.restore(None)
     batches = await drain(first)
-    truth = _google_truth(simulator, T0 - 5)
+    truth = google_truth(simulator, T0 - 5)
     for cut in _cuts(len(batches), sample=3):
         restarted = make_source()
         restarted.restore(batches[cut - 1].checkpoint)
@@ -316,7 +305,7 @@ async def test_google_late_events_exactly_once_with_concurrency(google, clock, m
     assert max(counts.values()) == 1, "an event was forwarded twice"
     # Everything visible at the last poll (600 s ago) was delivered, late ones included.
     last_poll = clock.now() - 600
-    visible = _google_truth(simulator, last_poll - 5, visible_before=last_poll)
+    visible = google_truth(simulator, last_poll - 5, visible_before=last_poll)
     assert visible - counts == Counter()
     assert sum(visible.values()) > 2000
     assert metrics.registry.get_sample_value(
@@ -333,7 +322,7 @@ async def test_google_quota_errors_hold_every_worker(google, clock) -> None:
     source.restore(None)
     started = clock.now()
     ids = await poll_until_done(source)
-    assert Counter(ids) == _google_truth(simulator, T0 - 5)
+    assert Counter(ids) == google_truth(simulator, T0 - 5)
     assert max(Counter(ids).values()) == 1
     refused = simulator.stats.count(route="activities", status=403)
     minutes = (clock.now() - started) / 60 + 1
@@ -359,7 +348,7 @@ async def test_google_buffers_stay_bounded_when_the_pipeline_stops(google, clock
         assert stalled <= 1 + bound
         batches += [batch async for batch in poll]
     assert source.backfill.peak_buffered_pages <= bound
-    assert Counter(event_ids(batches)) == _google_truth(simulator, T0 - 5)
+    assert Counter(event_ids(batches)) == google_truth(simulator, T0 - 5)
 
 
 @pytest.mark.parametrize("concurrency", [1, 4])
@@ -375,7 +364,7 @@ async def test_google_steady_state_needs_no_backfill(google, clock, concurrency)
         clock.advance(600)
     assert source.backfill.windows_started == 0
     assert simulator.stats.peak_in_flight == 1
-    assert Counter(delivered) == _google_truth(simulator, clock.now() - 600 - 5)
+    assert Counter(delivered) == google_truth(simulator, clock.now() - 600 - 5)
 
 
 class OffsetClock:
@@ -408,7 +397,7 @@ async def test_google_backfill_with_clock_skew_skips_nothing(google, clock, offs
     counts = Counter(delivered)
     assert max(counts.values()) == 1
     last_poll_api_time = clock.now() - 600 + offset - 10
-    assert _google_truth(simulator, last_poll_api_time) - counts == Counter()
+    assert google_truth(simulator, last_poll_api_time) - counts == Counter()
 
 
 async def test_google_prefetch_is_dropped_when_the_api_clock_jumps(google, clock) -> None:
@@ -443,8 +432,8 @@ async def test_google_prefetch_is_dropped_when_the_api_clock_jumps(google, clock
     assert max(counts.values()) == 1
     # Everything up to the API's horizon (its now minus end_margin, Date has 1 s
     # resolution), and nothing the API had not shown.
-    assert _google_truth(simulator, api_clock.now() - 10) - counts == Counter()
-    assert counts - _google_truth(simulator, api_clock.now()) == Counter()
+    assert google_truth(simulator, api_clock.now() - 10) - counts == Counter()
+    assert counts - google_truth(simulator, api_clock.now()) == Counter()
 
 
 async def _take(poll: Any, count: int) -> Any:

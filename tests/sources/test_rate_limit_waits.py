@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from typing import Any
 
 import pytest
 from hostile import status
-from source_harness import HOUR, T0, drain, event_ids
+from source_harness import HOUR, T0, drain, event_ids, sample
 
 from forwarder.schema.ids import calendly_event_key
 from forwarder.sources.base import TransientSourceError
@@ -28,11 +27,6 @@ GOOGLE_429 = {
         "status": "RESOURCE_EXHAUSTED",
     }
 }
-
-
-def sample(metrics: Any, name: str, **labels: str) -> float:
-    value = metrics.registry.get_sample_value(name, labels)
-    return 0.0 if value is None else value
 
 
 def http_date(timestamp: float) -> str:

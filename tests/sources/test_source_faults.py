@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
-from source_harness import HOUR, T0, drain, event_ids, poll_until_done
+from source_harness import HOUR, T0, drain, event_ids, google_truth, poll_until_done
 
-from forwarder.schema.ids import calendly_event_key, google_event_key
+from forwarder.schema.ids import calendly_event_key
 
 
 class OffsetClock:
@@ -21,17 +21,6 @@ class OffsetClock:
 
     async def sleep(self, seconds: float) -> None:
         await self.host.sleep(seconds)
-
-
-def _google_truth(simulator, until) -> Counter[str]:  # type: ignore[no-untyped-def]
-    ids: Counter[str] = Counter()
-    for record in simulator.truth(until):
-        activity = record["activity"]
-        for index in range(len(activity["events"])):
-            ids[
-                google_event_key(activity["id"]["time"], activity["id"]["uniqueQualifier"], index)
-            ] += 1
-    return ids
 
 
 @pytest.mark.parametrize("offset", [-300.0, 300.0])
@@ -48,7 +37,7 @@ async def test_google_clock_skew_skips_nothing(google, clock, offset) -> None:
     assert max(counts.values()) == 1
     # Everything the API could show at the last poll (its clock, minus the end margin).
     last_poll_api_time = clock.now() - 600 + offset - 10
-    assert _google_truth(simulator, last_poll_api_time) - counts == Counter()
+    assert google_truth(simulator, last_poll_api_time) - counts == Counter()
 
 
 async def test_google_rejected_page_token_restarts_the_window(google, clock) -> None:
@@ -58,7 +47,7 @@ async def test_google_rejected_page_token_restarts_the_window(google, clock) -> 
     simulator.faults.push("page_token_rejected")
     delivered = await poll_until_done(source, attempts=5)
     assert not simulator.faults.pending
-    assert Counter(delivered) == _google_truth(simulator, T0 - 5)
+    assert Counter(delivered) == google_truth(simulator, T0 - 5)
 
 
 async def test_calendly_rejected_page_token_restarts_from_the_cursor(calendly, clock) -> None:
@@ -79,7 +68,7 @@ async def test_google_revoked_access_token_is_refreshed_once(google, clock) -> N
     simulator.tokens.revoke_all()
     clock.advance(600)
     second = event_ids(await drain(source))
-    assert len(first) + len(second) == sum(_google_truth(simulator, clock.now() - 5).values())
+    assert len(first) + len(second) == sum(google_truth(simulator, clock.now() - 5).values())
     statuses = simulator.stats.as_json()["by_route"]["activities"]
     assert statuses.get(401, statuses.get("401")) == 1
     assert (
@@ -98,7 +87,7 @@ async def test_invalid_utf8_in_one_record_does_not_block_the_log(
         truth = [calendly_event_key(e["uri"]) for e in simulator.truth()]
     else:
         simulator, make_source = await google(page_size=20)
-        truth = list(_google_truth(simulator, T0 - 5).elements())
+        truth = list(google_truth(simulator, T0 - 5).elements())
     source = make_source()
     source.restore(None)
     simulator.faults.push("invalid_utf8")
@@ -120,7 +109,7 @@ async def test_timeouts_cut_bodies_and_html_pages_are_retried(
         truth = Counter(calendly_event_key(e["uri"]) for e in simulator.truth())
     else:
         simulator, make_source = await google(**options)
-        truth = _google_truth(simulator, T0 - 5)
+        truth = google_truth(simulator, T0 - 5)
     source = make_source()
     source.restore(None)
     # Twice: aiohttp retries a dropped idempotent request once by itself.

@@ -11,27 +11,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 from hostile import Upstream, rewrite_json
-from source_harness import HOUR, T0, drain, event_ids
+from source_harness import HOUR, T0, drain, event_ids, google_truth, sample
 
-from forwarder.schema.ids import google_event_key
 from forwarder.sources.base import MalformedResponseError
 from forwarder.sources.google.auth import MAX_TOKEN_LIFETIME, MIN_TOKEN_LIFETIME
-
-
-def sample(metrics: Any, name: str, **labels: str) -> float:
-    value = metrics.registry.get_sample_value(name, labels)
-    return 0.0 if value is None else value
-
-
-def google_truth(simulator: Any, until: float) -> Counter[str]:
-    ids: Counter[str] = Counter()
-    for record in simulator.truth(until):
-        activity = record["activity"]
-        for index in range(len(activity["events"])):
-            ids[
-                google_event_key(activity["id"]["time"], activity["id"]["uniqueQualifier"], index)
-            ] += 1
-    return ids
 
 
 async def _behind_proxy(google: Any, hostile: Any, tmp_path: Any, **source: Any):  # type: ignore[no-untyped-def]

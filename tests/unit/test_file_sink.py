@@ -5,13 +5,12 @@ import os
 import stat
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
-from http_harness import run_pipeline
+from http_harness import StubSource, run_pipeline
 
 from forwarder.config.loader import ConfigError
 from forwarder.config.model import FileSinkConfig
@@ -96,29 +95,19 @@ def _padded(n: int) -> Event:
     )
 
 
-class PaddedSource:
+class PaddedSource(StubSource):
     """``pages`` pages of ``size`` events of ~290 bytes each."""
 
     provider = "test"
-    poll_interval = 3600.0
 
     def __init__(self, pages: int, size: int) -> None:
         self.id = "src"
         self.pages, self.size = pages, size
 
-    def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
-        return None
-
-    def checkpoint(self) -> dict[str, Any]:
-        return {}
-
     async def poll(self) -> AsyncIterator[Batch]:
         for page in range(self.pages):
             events = [_padded(page * self.size + i) for i in range(self.size)]
             yield Batch(self.id, events, {"page": page})
-
-    async def aclose(self) -> None:
-        return None
 
 
 def _whole_lines(data: bytes) -> list[int]:

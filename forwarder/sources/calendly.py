@@ -63,6 +63,7 @@ from forwarder.sources.paging import PageGuard
 from forwarder.sources.untrusted import (
     FUTURE_TOLERANCE,
     ApiBounds,
+    BoundedApiSource,
     dead_letter_key,
     parse_seconds,
 )
@@ -77,7 +78,7 @@ BACKFILL_TAIL_MARGIN = 600.0
 DEFAULT_RESET_SECONDS = 1.0
 
 
-class CalendlySource:
+class CalendlySource(BoundedApiSource):
     """Polls one Calendly organization's Activity Log."""
 
     provider = PROVIDER
@@ -109,15 +110,6 @@ class CalendlySource:
         metrics.watch_source(source_id, self.gate, self.backfill)
         self.last_plan: WindowPlan | None = None
         """The windows of the last backfill (for tests and benchmarks)."""
-
-    @property
-    def warnings(self) -> dict[str, str]:
-        return self.bounds.warnings()
-
-    @property
-    def clock_offset(self) -> float:
-        """The API's clock minus ours, as believed (capped at ``max_clock_offset``)."""
-        return self.bounds.offset
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
         if checkpoint is None:

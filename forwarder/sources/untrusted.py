@@ -261,3 +261,19 @@ class ApiBounds:
                 f"the API's rate limit holds every request for {hold:.0f}s more{asked}"
             )
         return current
+
+
+class BoundedApiSource:
+    """What a source shows of its :class:`ApiBounds` (``self.bounds``)."""
+
+    bounds: ApiBounds
+
+    @property
+    def warnings(self) -> dict[str, str]:
+        """See the Source protocol: computed on each read (a rate-limit hold ends)."""
+        return self.bounds.warnings()
+
+    @property
+    def clock_offset(self) -> float:
+        """The API's clock minus ours, as believed (capped at ``max_clock_offset``)."""
+        return self.bounds.offset

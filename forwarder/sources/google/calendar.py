@@ -66,7 +66,7 @@ from forwarder.sources.gate import RequestGate
 from forwarder.sources.google.auth import ServiceAccountTokenProvider
 from forwarder.sources.http import ApiClient, ApiResponse, error_excerpt
 from forwarder.sources.paging import PageGuard
-from forwarder.sources.untrusted import ApiBounds, dead_letter_key
+from forwarder.sources.untrusted import ApiBounds, BoundedApiSource, dead_letter_key
 from forwarder.timeutil import format_rfc3339
 
 PROVIDER = "google_calendar"
@@ -99,7 +99,7 @@ class WindowPage:
     body: dict[str, Any]
 
 
-class GoogleCalendarSource:
+class GoogleCalendarSource(BoundedApiSource):
     """Polls Calendar audit events with a re-scanned trailing window."""
 
     provider = PROVIDER
@@ -134,15 +134,6 @@ class GoogleCalendarSource:
         metrics.source_capped_values.labels(source_id, "token_lifetime")  # at 0 from the start
         self.backfill = BackfillStats()
         metrics.watch_source(source_id, self.gate, self.backfill)
-
-    @property
-    def warnings(self) -> dict[str, str]:
-        return self.bounds.warnings()
-
-    @property
-    def clock_offset(self) -> float:
-        """The API's clock minus ours, as believed (capped at ``max_clock_offset``)."""
-        return self.bounds.offset
 
     def _api_now(self) -> float:
         return self.bounds.api_now()

@@ -50,8 +50,11 @@ from forwarder.sources.google.calendar import GoogleCalendarSource
 from forwarder.sources.http import ApiClient
 
 
-def build_sink(sink_id: str, config: SinkConfig, metrics: Metrics) -> Sink:
-    """Build a sink, reading its secrets now (a ConfigError names the key)."""
+def build_sink(
+    sink_id: str, config: SinkConfig, metrics: Metrics, redactor: Redactor | None = None
+) -> Sink:
+    """Build a sink, reading its secrets now (a ConfigError names the key); ``redactor``
+    takes secrets out of what its receiver answers."""
     if isinstance(config, FileSinkConfig):
         return FileSink(sink_id, config)
     if isinstance(config, StdoutSinkConfig):
@@ -67,7 +70,7 @@ def build_sink(sink_id: str, config: SinkConfig, metrics: Metrics) -> Sink:
     if isinstance(config, HttpSinkConfig):
         from forwarder.sinks.http import HttpSink
 
-        return HttpSink(sink_id, config, metrics)
+        return HttpSink(sink_id, config, metrics, redactor)
     raise AssertionError(f"no sink for {config!r}")
 
 
@@ -97,6 +100,7 @@ def build_source(
         max_attempts=config.max_attempts,
         backoff=Backoff(initial=1.0, maximum=60.0),
         max_response_bytes=config.max_response_bytes,
+        redactor=redactor,
     )
     if isinstance(config, CalendlySourceConfig):
         token = read_secret(config.token, config.token_file, f"{key}.token")
@@ -177,7 +181,7 @@ class Daemon:
                 cleanup.push_async_callback(self._simulators.stop)
 
             for sink_id, sink_config in config.sinks.items():
-                sink = build_sink(sink_id, sink_config, self.metrics)
+                sink = build_sink(sink_id, sink_config, self.metrics, self.redactor)
                 await sink.start()
                 cleanup.push_async_callback(sink.aclose)
                 self.sinks.append(sink)

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 REDACTED = "[REDACTED]"
+REDACTED_BYTES = REDACTED.encode()
 # Shorter values would also match ordinary words and numbers in log lines.
 MIN_SECRET_LENGTH = 6
 # Tokens obtained at run time (access tokens, signed assertions): the newest are kept,
@@ -65,6 +66,7 @@ class Redactor:
         self._static: set[str] = set()
         self._runtime: OrderedDict[str, None] = OrderedDict()
         self._pattern: re.Pattern[str] | None = None
+        self._known: list[bytes] | None = None
         for secret in secrets:
             self.add(secret)
 
@@ -85,6 +87,7 @@ class Redactor:
         else:
             self._static.update(variants)
         self._pattern = None
+        self._known = None
 
     def __len__(self) -> int:
         return len(self._static) + len(self._runtime)
@@ -111,6 +114,20 @@ class Redactor:
             return [self.redact_value(item) for item in value]
         return value
 
+    def redact_known(self, data: bytes) -> bytes:
+        """``data`` (a peer's answer, before anything is parsed or cut from it) with every
+        known secret replaced; credential shapes are left to :meth:`redact`. Plain byte
+        replacement: cheap enough for every answer a peer sends, and it must come before
+        an excerpt is cut, or a secret split by the cut would no longer match."""
+        known = self._known
+        if known is None:
+            values = self._static | self._runtime.keys()
+            known = self._known = sorted((value.encode() for value in values), key=len)[::-1]
+        for value in known:
+            if value in data:
+                data = data.replace(value, REDACTED_BYTES)
+        return data
+
     def redact_bytes(self, data: bytes) -> bytes:
         """Redact UTF-8 text (a serialized document); invalid bytes are replaced."""
         return self.redact(data.decode("utf-8", "replace")).encode()
@@ -127,11 +144,14 @@ class Redactor:
 
 
 def _variants(secret: str) -> set[str]:
-    """The forms a secret is echoed in: as is, JSON-escaped, URL-encoded."""
+    """The forms a secret is echoed in: as is, JSON-escaped (with or without ``\\/``),
+    URL-encoded."""
     secret = secret.strip()
     if len(secret) < MIN_SECRET_LENGTH:
         return set()
-    variants = {secret, orjson.dumps(secret).decode()[1:-1]}
+    escaped = orjson.dumps(secret).decode()[1:-1]
+    # Some JSON encoders also escape "/" (base64 and JWTs hold slashes).
+    variants = {secret, escaped, escaped.replace("/", "\\/")}
     variants.add(urllib.parse.quote(secret, safe=""))
     variants.add(urllib.parse.quote_plus(secret, safe=""))
     if "\n" in secret:

@@ -26,6 +26,7 @@ from forwarder.backoff import Backoff
 from forwarder.clock import Clock
 from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
+from forwarder.observability.redact import Redactor
 from forwarder.sources.base import (
     MalformedResponseError,
     ResponseTooLargeError,
@@ -92,8 +93,12 @@ class ApiClient:
         max_attempts: int,
         backoff: Backoff,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        redactor: Redactor | None = None,
     ) -> None:
         self.source_id = source_id
+        # An error answer may echo the credential it refused: known secrets are taken out
+        # of it before any excerpt is cut (a secret cut in two would no longer match).
+        self._redactor = redactor
         self.metrics = metrics
         self._metrics = metrics
         self.max_response_bytes = max_response_bytes
@@ -133,6 +138,8 @@ class ApiClient:
             reason = str(error) or type(error).__name__
             raise TransientSourceError(f"{method} {_path(url)} failed: {reason}") from None
         self._metrics.api_responses.labels(self.source_id, str(status)).inc()
+        if status >= 300 and self._redactor is not None:
+            body = bytearray(self._redactor.redact_known(bytes(body)))
         return ApiResponse(status, response_headers, body)
 
     async def _read_body(

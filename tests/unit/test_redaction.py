@@ -164,3 +164,56 @@ sinks:
     message = str(caught.value)
     assert message.startswith("sources.cal.token: ")
     assert not any(digits in message for digits in ("123456", "7890", "98765"))
+
+
+def test_known_secrets_are_taken_out_of_raw_answers_shapes_left_to_redact() -> None:
+    redactor = Redactor([TOKEN, 'odd"pass/word'])
+    answer = (
+        b'{"error":"bad token ' + TOKEN.encode() + b'","echo":"odd\\"pass\\/word",'
+        b'"other":"' + JWT.encode() + b'"}'
+    )
+    cleaned = redactor.redact_known(answer)
+    assert TOKEN.encode() not in cleaned and b"odd" not in cleaned
+    assert cleaned.count(b"[REDACTED]") == 2
+    assert JWT.encode() in cleaned  # not a known secret: its shape is redact()'s job
+
+
+async def test_a_source_error_answer_cut_for_an_excerpt_shows_no_part_of_the_token() -> None:
+    # The token straddles the 300-character excerpt: redacting after the cut would leave
+    # its first half in the error (and so in /readyz and the log).
+    from aiohttp import web
+
+    from forwarder.backoff import Backoff
+    from forwarder.sources.calendly import _error_text
+    from forwarder.sources.http import MAX_ERROR_TEXT, ApiClient
+
+    body = {"title": "Unauthenticated", "message": "x" * (MAX_ERROR_TEXT - 40) + TOKEN * 3}
+
+    async def refuse(_request: web.Request) -> web.Response:
+        return web.json_response(body, status=401)
+
+    app = web.Application()
+    app.router.add_get("/activity_log_entries", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    client = ApiClient(
+        "cal",
+        Metrics(),
+        ManualClock(0.0),
+        timeout=5,
+        max_attempts=1,
+        backoff=Backoff(),
+        redactor=Redactor([TOKEN]),
+    )
+    try:
+        response = await client.request("GET", f"http://127.0.0.1:{port}/activity_log_entries")
+    finally:
+        await client.aclose()
+        await runner.cleanup()
+    assert response.status == 401
+    text = _error_text(response)
+    assert text.startswith("Unauthenticated: xxx") and "[REDACTED]" in text
+    assert TOKEN[:8] not in text

@@ -20,6 +20,7 @@ from forwarder.config.model import HttpSinkConfig, TlsConfig
 from forwarder.events import Event
 from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
+from forwarder.observability.redact import Redactor
 from forwarder.sinks.base import Coalescing, SendResult
 from forwarder.sinks.http.concurrency import AdaptiveConcurrency
 from forwarder.sinks.http.encoding import BodyEncoder
@@ -49,10 +50,6 @@ MISCONFIGURED_STATUSES = frozenset({401, 403, 404, 407})
 OVERLOAD_STATUSES = frozenset({429, 503})
 # Characters of a raw Retry-After value quoted in a log line or a /readyz warning.
 RAW_VALUE_EXCERPT = 64
-# Credential parts shorter than this are not scrubbed from answers: "Bearer" or "Basic"
-# are words, not secrets.
-MIN_SCRUBBED = 8
-SCRUBBED = b"[REDACTED]"
 
 
 class HttpSink:
@@ -68,7 +65,13 @@ class HttpSink:
     its events' ids.
     """
 
-    def __init__(self, sink_id: str, config: HttpSinkConfig, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        sink_id: str,
+        config: HttpSinkConfig,
+        metrics: Metrics,
+        redactor: Redactor | None = None,
+    ) -> None:
         self.id = sink_id
         self.format = config.format
         self.reads_documents = False
@@ -93,13 +96,14 @@ class HttpSink:
             **credentials,
         }
         # A receiver (or a login page in front of it) may echo a credential back: it is
-        # taken out of every answer before an excerpt is quoted anywhere, longest first.
-        secrets = {part for value in credentials.values() for part in (value, *value.split())}
-        self._secrets = sorted(
-            (secret.encode() for secret in secrets if len(secret) >= MIN_SCRUBBED),
-            key=len,
-            reverse=True,
-        )
+        # taken out of every answer before an excerpt is cut from it (the daemon's
+        # redactor knows every secret of the config; on its own, the sink's credentials).
+        self._redactor = redactor if redactor is not None else Redactor()
+        for value in credentials.values():
+            # "Scheme credential" (Authorization): the credential alone too, not the
+            # scheme's name, a word that must stay readable everywhere.
+            self._redactor.add(value)
+            self._redactor.add(value.rpartition(" ")[2])
         if config.compression == "gzip":
             self._headers["Content-Encoding"] = "gzip"
         self._ssl = (
@@ -241,9 +245,7 @@ class HttpSink:
         success = 200 <= status < 300
         limit = self._config.max_response_bytes if success else ERROR_BODY_READ
         body, whole = await read_body(response, limit)
-        for secret in self._secrets:
-            if secret in body:
-                body = body.replace(secret, SCRUBBED)
+        body = self._redactor.redact_known(body)
         if not success:
             retry_after = self._retry_after(response.headers.get("Retry-After"))
             return self._failed(status, body, retry_after, indexes)

@@ -4,7 +4,7 @@
 
 A synthetic Google source produces ``--events`` events (real activities through the real
 normalizer) through the real pipeline (source runner, bounded queue, sink worker, ordered
-committer, file checkpoints) into a sink that takes ``--sink-delay`` (100 ms) per batch:
+committer, SQLite state store) into a sink that takes ``--sink-delay`` (100 ms) per batch:
 the poller is held back by the queue the whole time. Reports the peak RSS (VmHWM) and the
 throughput.
 """
@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from forwarder.backoff import Backoff
-from forwarder.checkpoint.file import FileCheckpointStore
+from forwarder.checkpoint.base import Checkpoint
+from forwarder.checkpoint.sqlite import SqliteCheckpointStore
 from forwarder.clock import SystemClock
 from forwarder.deadletter.file import FileDeadLetterQueue
 from forwarder.events import Batch, Event
@@ -93,7 +94,9 @@ class SyntheticSource:
                     event.seal(SINK_FORMATS)
                 events.extend(normalized)
             self.produced += len(events)
-            yield Batch(self.id, events, {"next": start + PAGE}, cursor_time=1_800_000_000)
+            yield Batch(
+                self.id, events, Checkpoint({"next": start + PAGE}), cursor_time=1_800_000_000
+            )
 
     async def aclose(self) -> None:
         return None
@@ -138,7 +141,8 @@ async def _run(total: int, capacity: int, delay: float) -> dict[str, Any]:
     dead = FileDeadLetterQueue(directory / "dl", metrics, clock)
     worker = SinkWorker(sink, queue, dead, metrics, clock, Backoff())
     source = SyntheticSource(total)
-    committer = OrderedCommitter(source.id, FileCheckpointStore(directory), metrics, clock)
+    store = SqliteCheckpointStore(directory)
+    committer = OrderedCommitter(source.id, store, metrics, clock)
     runner = SourceRunner(source, committer, [queue], dead, metrics, clock, Backoff())
     task = asyncio.create_task(worker.run())
     started = time.monotonic()
@@ -150,6 +154,7 @@ async def _run(total: int, capacity: int, delay: float) -> dict[str, Any]:
     await committer.wait_idle()
     seconds = time.monotonic() - started
     task.cancel()
+    await store.aclose()
     return {
         "events": sink.received,
         "queue_capacity_events": capacity,

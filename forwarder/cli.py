@@ -9,10 +9,14 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from forwarder import __version__
+
+if TYPE_CHECKING:
+    from forwarder.checkpoint.sqlite import SqliteCheckpointStore
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
@@ -156,8 +160,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _cursors(args: argparse.Namespace) -> int:
-    from forwarder.checkpoint.base import CheckpointCorruptError
-    from forwarder.checkpoint.file import FileCheckpointStore
+    from forwarder.checkpoint.sqlite import SqliteCheckpointStore
     from forwarder.checkpoint.statedir import prepare_state
     from forwarder.config.loader import ConfigError
     from forwarder.daemon import StateDirectoryLock, StateError
@@ -168,47 +171,59 @@ def _cursors(args: argparse.Namespace) -> int:
         return _fail(EXIT_CONFIG, f"config error: {error}")
     try:
         # The daemon's directory checks: never read or remove through an untrusted one. A
-        # bad checkpoint file is reported (show) or removed (reset), not refused.
+        # bad checkpoint is reported (show) or removed (reset), not refused.
         prepare_state(config, create=False, files=False)
     except StateError as error:
         return _fail(EXIT_STATE, f"state error: {error}")
-    store = FileCheckpointStore(config.state_dir)
-    if args.action == "show":
-        source_ids = [args.source] if args.source else list(config.sources)
-        for source_id in source_ids:
-            try:
-                envelope = store.envelope_sync(source_id)
-            except CheckpointCorruptError as error:
-                print(orjson.dumps({"source": source_id, "error": str(error)}).decode())
-                continue
-            summary: dict[str, object] = {"source": source_id, "committed": envelope is not None}
-            if envelope is not None:
-                state = dict(envelope["state"])
-                seen = state.pop("seen", None)
-                summary.update(state)
-                summary["seen_ids"] = len(seen) if isinstance(seen, dict) else 0
-                summary["committed_at"] = envelope.get("committed_at")
-            print(orjson.dumps(summary).decode())
-        return EXIT_OK
-    if not args.source:
-        return _fail(EXIT_CONFIG, "cursors reset needs --source")
-    if args.source not in config.sources:
-        return _fail(EXIT_CONFIG, f"no source {args.source!r} in {args.config}")
-    lock = StateDirectoryLock(config.state_dir)
+    store = SqliteCheckpointStore(config.state_dir)
     try:
-        lock.acquire()
-    except StateError as error:
-        return _fail(EXIT_STATE, f"{error}; stop it before resetting a cursor")
-    try:
-        removed = store.reset_sync(args.source)
+        if args.action == "show":
+            _show_cursors(store, [args.source] if args.source else list(config.sources))
+            return EXIT_OK
+        if not args.source:
+            return _fail(EXIT_CONFIG, "cursors reset needs --source")
+        if args.source not in config.sources:
+            return _fail(EXIT_CONFIG, f"no source {args.source!r} in {args.config}")
+        lock = StateDirectoryLock(config.state_dir)
+        try:
+            lock.acquire()
+        except StateError as error:
+            return _fail(EXIT_STATE, f"{error}; stop it before resetting a cursor")
+        try:
+            removed = store.reset_sync(args.source)
+        except OSError as error:
+            return _fail(
+                EXIT_STATE,
+                f"state error: {error}; move the state database away to start every source "
+                "from its initial_lookback",
+            )
+        finally:
+            lock.release()
     finally:
-        lock.release()
+        store.close()
     print(
         f"cursor of {args.source} reset; the next run starts from its initial_lookback"
         if removed
         else f"{args.source} had no cursor"
     )
     return EXIT_OK
+
+
+def _show_cursors(store: SqliteCheckpointStore, source_ids: list[str]) -> None:
+    """One JSON line per source: its cursor's fields, ``seen_ids`` (how many keys) and
+    ``committed_at``, or ``error``."""
+    from forwarder.checkpoint.base import CheckpointCorruptError
+
+    for source_id in source_ids:
+        try:
+            stored = store.summary_sync(source_id)
+        except CheckpointCorruptError as error:
+            print(orjson.dumps({"source": source_id, "error": str(error)}).decode())
+            continue
+        summary: dict[str, object] = {"source": source_id, "committed": stored is not None}
+        if stored is not None:
+            summary.update(stored)
+        print(orjson.dumps(summary).decode())
 
 
 def _normalize(args: argparse.Namespace) -> int:

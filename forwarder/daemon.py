@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from forwarder.backoff import Backoff
-from forwarder.checkpoint.file import FileCheckpointStore
+from forwarder.checkpoint.base import CheckpointCorruptError
+from forwarder.checkpoint.sqlite import SqliteCheckpointStore, StateDatabaseCorruptError
 from forwarder.checkpoint.statedir import StateDirectoryLock, StateError, prepare_state
 from forwarder.clock import Clock, SystemClock
 from forwarder.config.insecure import insecure_settings
@@ -142,7 +143,7 @@ class Daemon:
         for secret in collect_secrets(config):
             self.redactor.add(secret)
         self.log = get_logger("forwarder.daemon")
-        self.store = FileCheckpointStore(config.state_dir)
+        self.store = SqliteCheckpointStore(config.state_dir)
         self.dead_letters = FileDeadLetterQueue(
             config.dead_letter_dir, self.metrics, self.clock, self.redactor
         )
@@ -174,6 +175,8 @@ class Daemon:
         for warning in self.config_warnings:
             self.log.warning("insecure_configuration", setting=warning)
         async with contextlib.AsyncExitStack() as cleanup:
+            # Closed last, after the final commits of the drain.
+            cleanup.push_async_callback(self.store.aclose)
             if config.simulators is not None:
                 from forwarder.simulators.embedded import start_embedded_simulators
 
@@ -210,13 +213,16 @@ class Daemon:
             await self._pump(stop)
 
     async def _load_checkpoint(self, source_id: str) -> dict[str, Any] | None:
-        from forwarder.checkpoint.base import CheckpointCorruptError
-
         try:
             return await self.store.load(source_id)
+        except StateDatabaseCorruptError as error:
+            raise StateError(
+                f"{error}; restore it from a backup, or move it away to start every source "
+                "from its initial_lookback"
+            ) from None
         except CheckpointCorruptError as error:
             raise StateError(
-                f"{error}; fix the file or reset the cursor with "
+                f"{error}; fix it or reset the cursor with "
                 f"`forwarder cursors reset --source {source_id}`"
             ) from None
 

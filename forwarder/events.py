@@ -8,6 +8,8 @@ from typing import Any
 
 import orjson
 
+from forwarder.checkpoint.base import Checkpoint
+
 
 class Event:
     """One normalized audit event, shared by every sink it fans out to.
@@ -165,15 +167,16 @@ class DeadLetter:
 class Batch:
     """Events read from one source in source order, and the cursor to commit after them.
 
-    ``checkpoint`` is the source's whole state to persist once this batch and every batch
-    before it have been acknowledged by every sink; ``None`` leaves the cursor where it is.
-    ``dead_letters`` are malformed records from the same page: they are written to the
-    dead-letter path before the checkpoint can move past them.
+    ``checkpoint`` is what this batch changes in the source's state (its cursor, the keys
+    of the records it delivered, the keys that expire), committed once this batch and
+    every batch before it have been acknowledged by every sink; ``None`` leaves the state
+    where it is. ``dead_letters`` are malformed records from the same page: they are
+    written to the dead-letter path before the checkpoint can move past them.
     """
 
     source: str
     events: list[Event]
-    checkpoint: dict[str, Any] | None = None
+    checkpoint: Checkpoint | None = None
     dead_letters: list[DeadLetter] = field(default_factory=list)
     cursor_time: float | None = None
     """Event time the checkpoint stands for (everything before it is read), for metrics."""

@@ -1,4 +1,6 @@
-"""Checkpoints as one small JSON file per source, replaced atomically and durably."""
+"""Checkpoints as one JSON file per source, replaced atomically and durably: the store of
+releases before the SQLite one (:mod:`forwarder.checkpoint.sqlite`), which imports these
+files on first start. Kept as the reader of that format (and its writer, for tests)."""
 
 from __future__ import annotations
 
@@ -31,12 +33,17 @@ class FileCheckpointStore:
 
     Files are 0600 in a 0700 directory, opened without following links (a link where a
     checkpoint should be is refused, see ``safefile``).
+
+    Its ``commit`` takes a source's whole state, as earlier releases did (every commit
+    rewrote everything seen): it is no longer a ``CheckpointStore``, whose commits are
+    :class:`~forwarder.checkpoint.base.Checkpoint` changes.
     """
 
     def __init__(self, state_dir: Path) -> None:
         self.directory = Path(state_dir) / "checkpoints"
 
-    def _path(self, source_id: str) -> Path:
+    def path(self, source_id: str) -> Path:
+        """Where the checkpoint of ``source_id`` is (or was) kept."""
         return self.directory / f"{source_id}.json"
 
     async def load(self, source_id: str) -> dict[str, Any] | None:
@@ -57,7 +64,7 @@ class FileCheckpointStore:
 
     def envelope_sync(self, source_id: str) -> dict[str, Any] | None:
         """The stored envelope (state and commit time; ``forwarder cursors show``)."""
-        path = self._path(source_id)
+        path = self.path(source_id)
         try:
             data = read_state_file(path)
         except FileNotFoundError:
@@ -92,11 +99,11 @@ class FileCheckpointStore:
             "committed_at": time.time(),
             "state": state,
         }
-        replace_state_file(self._path(source_id), orjson.dumps(envelope))
+        replace_state_file(self.path(source_id), orjson.dumps(envelope))
 
     def reset_sync(self, source_id: str) -> bool:
         try:
-            self._path(source_id).unlink()
+            self.path(source_id).unlink()
         except FileNotFoundError:
             return False
         fsync_directory(self.directory)

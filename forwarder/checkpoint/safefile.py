@@ -63,6 +63,47 @@ def open_state_file(path: Path, flags: int, *, create: bool = False) -> int:
 
 def _check_descriptor(descriptor: int, path: Path) -> None:
     info = os.fstat(descriptor)
+    _check_info(info, path)
+    if stat.S_IMODE(info.st_mode) != FILE_MODE:
+        os.fchmod(descriptor, FILE_MODE)
+        _log_tightened(path, info)
+
+
+def check_state_path(path: Path) -> bool:
+    """The checks of :func:`open_state_file` made on the path, without opening the file
+    (``False`` when there is none). For the files SQLite keeps open: closing any
+    descriptor of a file drops every POSIX lock the process holds on it, SQLite's
+    included, and another process could then take the database for unused."""
+    path = Path(path)
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(info.st_mode):
+        raise UnsafeStateFileError(
+            errno.ELOOP,
+            f"{path} is a symbolic link; the forwarder never follows a link where a "
+            "state file should be: remove it",
+        )
+    _check_info(info, path)
+    if stat.S_IMODE(info.st_mode) != FILE_MODE:
+        # Not a link (above) in a directory nobody else can write to (statedir).
+        os.chmod(path, FILE_MODE)
+        _log_tightened(path, info)
+    return True
+
+
+def _log_tightened(path: Path, info: os.stat_result) -> None:
+    get_logger("forwarder.state").warning(
+        "state_permissions_tightened",
+        path=str(path),
+        mode=f"{stat.S_IMODE(info.st_mode):04o}",
+        now=f"{FILE_MODE:04o}",
+    )
+
+
+def _check_info(info: os.stat_result, path: Path) -> None:
+    """Refuse what is not a regular file of the daemon's own user with a single link."""
     if not stat.S_ISREG(info.st_mode):
         raise UnsafeStateFileError(
             errno.EINVAL,
@@ -80,14 +121,6 @@ def _check_descriptor(descriptor: int, path: Path) -> None:
             errno.EMLINK,
             f"{path} has {info.st_nlink} hard links: a write would change the other names "
             "too; move it away (copy it if you need its content)",
-        )
-    if stat.S_IMODE(info.st_mode) != FILE_MODE:
-        os.fchmod(descriptor, FILE_MODE)
-        get_logger("forwarder.state").warning(
-            "state_permissions_tightened",
-            path=str(path),
-            mode=f"{stat.S_IMODE(info.st_mode):04o}",
-            now=f"{FILE_MODE:04o}",
         )
 
 

@@ -21,10 +21,12 @@ from pathlib import Path
 from forwarder.checkpoint.safefile import (
     DIRECTORY_MODE,
     UnsafeStateFileError,
+    check_state_path,
     ensure_private_directory,
     open_state_file,
     write_all,
 )
+from forwarder.checkpoint.sqlite import DATABASE_FILE, SIDE_SUFFIXES
 from forwarder.config.model import Config
 from forwarder.observability.logging import get_logger
 
@@ -141,6 +143,17 @@ def _check_existing_file(path: Path, what: str) -> None:
         raise StateError(f"{what} {path} cannot be opened: {error.strerror}") from None
 
 
+def _check_database_file(path: Path) -> None:
+    """Like :func:`_check_existing_file`, by path only: SQLite's files are never opened
+    outside SQLite (closing a descriptor would drop its locks)."""
+    try:
+        check_state_path(path)
+    except UnsafeStateFileError as error:
+        raise StateError(f"state database: {error.strerror}") from None
+    except OSError as error:
+        raise StateError(f"state database {path} cannot be checked: {error.strerror}") from None
+
+
 def prepare_state(config: Config, *, create: bool = True, files: bool = True) -> None:
     """Check (and with ``create``, make, mode 0700) the directories the daemon writes
     to, and (with ``files``) the state files already in them. Raises :class:`StateError`
@@ -158,6 +171,8 @@ def prepare_state(config: Config, *, create: bool = True, files: bool = True) ->
     if not files:
         return
     _check_existing_file(state / LOCK_FILE, "state lock file")
+    for suffix in ("", *SIDE_SUFFIXES):
+        _check_database_file(state / f"{DATABASE_FILE}{suffix}")
     _check_existing_file(dead_letter / DEAD_LETTER_FILE, "dead-letter file")
     for source_id in config.sources:
         _check_existing_file(state / CHECKPOINTS / f"{source_id}.json", "checkpoint")

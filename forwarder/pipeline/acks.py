@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
 
-from forwarder.checkpoint.base import CheckpointStore
+from forwarder.checkpoint.base import Checkpoint, CheckpointStore
 from forwarder.clock import Clock
 from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
@@ -21,7 +20,7 @@ class Ticket:
 
     sequence: int
     remaining: int
-    checkpoint: dict[str, Any] | None
+    checkpoint: Checkpoint | None
     cursor_time: float | None = None
     abandoned: bool = field(default=False)
 
@@ -33,6 +32,12 @@ class OrderedCommitter:
     committed only when its ticket and all tickets before it are complete, and the commit
     is durable before :meth:`acknowledge` returns, which bounds the events re-sent after a
     crash to those not yet acknowledged.
+
+    Each checkpoint is a change (cursor, keys added, expiry): the checkpoints of the
+    consecutive tickets an acknowledgement completes are merged
+    (:meth:`Checkpoint.followed_by`) and committed in one write. A write that fails keeps
+    the merged checkpoint pending, later ones merge into it, and it is retried on the next
+    acknowledgement and at shutdown (:meth:`flush`): no batch's keys are ever dropped.
     """
 
     def __init__(
@@ -47,16 +52,18 @@ class OrderedCommitter:
         self._lock = asyncio.Lock()
         self._idle = asyncio.Event()
         self._idle.set()
-        self.committed: dict[str, Any] | None = None
-        # A checkpoint whose write failed (disk full, read-only volume): retried on the
-        # next acknowledgement and at shutdown; the cursor stays where it durably is.
-        self._unwritten: tuple[dict[str, Any], float | None] | None = None
+        self.committed: Checkpoint | None = None
+        """The last checkpoint written (merged: every change since the write before)."""
+        # A checkpoint whose write failed (disk full, read-only volume): retried, with the
+        # later ones merged into it, on the next acknowledgement and at shutdown; the
+        # cursor stays where it durably is.
+        self._unwritten: tuple[Checkpoint, float | None] | None = None
         self.commit_error: str | None = None
         self._log = get_logger("forwarder.checkpoint", source=source_id)
 
     def issue(
         self,
-        checkpoint: dict[str, Any] | None,
+        checkpoint: Checkpoint | None,
         acknowledgements: int,
         cursor_time: float | None = None,
     ) -> Ticket:
@@ -86,19 +93,22 @@ class OrderedCommitter:
 
     async def _advance(self) -> None:
         async with self._lock:
-            latest, cursor_time = self._unwritten or (None, None)
+            merged, cursor_time = self._unwritten or (None, None)
             while self._pending and self._pending[0].remaining <= 0:
                 done = self._pending.popleft()
                 if done.checkpoint is not None:
-                    latest = done.checkpoint
-                    cursor_time = done.cursor_time
+                    merged = (
+                        done.checkpoint if merged is None else merged.followed_by(done.checkpoint)
+                    )
+                    if done.cursor_time is not None:
+                        cursor_time = done.cursor_time
             try:
-                if latest is not None:
-                    await self._write(latest, cursor_time)
+                if merged is not None:
+                    await self._write(merged, cursor_time)
             finally:
                 self._update_idle()
 
-    async def _write(self, checkpoint: dict[str, Any], cursor_time: float | None) -> None:
+    async def _write(self, checkpoint: Checkpoint, cursor_time: float | None) -> None:
         try:
             # Shielded: a shutdown must not leave the new checkpoint half-recorded.
             await asyncio.shield(self._store.commit(self.source_id, checkpoint))

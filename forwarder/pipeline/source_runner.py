@@ -34,8 +34,10 @@ class SourceRunner:
     before the batch is dispatched, so the cursor can never move past an undelivered
     record. A failed poll (the source raised, or a batch could not be handed on) is logged
     when the failure starts and when it ends, counted on every attempt, and retried with
-    backoff from the checkpoint of the last batch handed on, to which the runner restores
-    the source: state a source moved for a batch that never left is thrown away.
+    backoff. The poll is closed at once: a source applies a batch's state change only when
+    the runner asks for the next batch (see the Source protocol), so the change of a batch
+    that was not handed on is never applied, and the retry starts from the last batch
+    handed on.
     """
 
     def __init__(
@@ -79,21 +81,16 @@ class SourceRunner:
         """Run one polling cycle; returns the delay before the next one."""
         started = self._clock.now()
         source_id = self.source.id
-        # The position of the last batch handed on: whatever the source did to its
-        # in-memory state while building a batch that was not handed on is undone from
-        # this (see the Source protocol).
-        handed_on = self.source.checkpoint()
         try:
             try:
                 batches = self.source.poll()
                 try:
                     async for batch in batches:
                         await self.dispatch(batch)
-                        if batch.checkpoint is not None:
-                            handed_on = batch.checkpoint
                 finally:
-                    # Closed now, not when garbage collected: its window reads stop, and
-                    # nothing it does later can touch the position restored below.
+                    # Closed now, not when garbage collected: the generator stops at the
+                    # yield of a batch that was not handed on (so that batch's change is
+                    # never applied) and its window reads stop.
                     aclose = getattr(batches, "aclose", None)
                     if aclose is not None:
                         await aclose()
@@ -104,7 +101,6 @@ class SourceRunner:
                 self._log.exception("source_internal_error")
                 raise SourceError(f"internal error: {type(error).__name__}: {error}") from error
         except SourceError as error:
-            self.source.restore(handed_on)
             self._metrics.failed_polls.labels(source_id, error.error_type).inc()
             self.last_error = f"{error.error_type}: {error}"
             self.last_error_type = error.error_type
@@ -139,7 +135,7 @@ class SourceRunner:
                 await self._dead_letters.write(batch.dead_letters)
             except OSError as error:
                 # Not handed on, so the position cannot pass these records: the poll
-                # fails, the source goes back to the last batch handed on and reads this
+                # fails (the source never applies this batch's change) and reads this
                 # page again after a backoff.
                 raise DeadLetterWriteError(f"dead-letter write failed: {error}") from error
         events = batch.events

@@ -9,7 +9,7 @@ from forwarder.events import Batch
 
 
 class SourceError(Exception):
-    """A poll failed; the pipeline backs off and polls again from the last yielded batch."""
+    """A poll failed; the pipeline backs off and polls again from the last batch handed on."""
 
     error_type = "error"
 
@@ -78,20 +78,25 @@ class DeadLetterWriteError(SourceError):
 class Source(Protocol):
     """A poller over one audit-log API.
 
-    ``restore`` sets the position from the committed checkpoint (``None``: first start).
-    ``checkpoint`` returns the whole position, such that ``restore(checkpoint())`` puts the
-    source back exactly there. ``poll`` runs one polling cycle and yields every batch that
-    is available now, in source order, each carrying the checkpoint to commit after it
-    (the source's position once that batch is handed on). The pipeline awaits between
-    batches, which is how backpressure reaches the API calls.
+    ``restore`` sets the position from what the store loaded: ``{**cursor, "seen":
+    {key: time}}`` (every live key), or ``None`` on first start; a checkpoint file of an
+    earlier release has the same shape. ``poll`` runs one polling cycle and yields every
+    batch that is available now, in source order, each carrying its
+    :class:`~forwarder.checkpoint.base.Checkpoint`: what the batch changes (the cursor,
+    the keys of the records it delivered, the keys that expire), never the whole ``seen``
+    map. The pipeline awaits between batches, which is how backpressure reaches the API
+    calls.
 
-    **The position advances only once a batch is handed on.** A source may move its
-    in-memory state while it builds a batch, but the pipeline never trusts that state
-    after a failure: when ``poll`` raises, or a batch cannot be handed on (a dead-letter
-    write fails, a bug), the pipeline closes the poll and calls ``restore`` with the
-    checkpoint of the last batch it handed on (or, when none was in this cycle, the
-    ``checkpoint()`` taken before it started), then polls again after a backoff. So no
-    record of a batch that was not handed on can be skipped as "already seen".
+    **A source applies a batch's change only after the ``yield`` of that batch returns.**
+    It builds the batch (and its checkpoint) without touching its cursor or ``seen``, and
+    applies the change to them once the consumer asks for the next batch: that request is
+    what says the batch was handed on. When a batch cannot be handed on (a dead-letter
+    write fails, shutdown, a bug) the pipeline stops iterating and closes the poll, so the
+    generator ends at that ``yield`` and the change is never applied; the next poll, after
+    a backoff, starts from the last batch handed on. So no record of a batch that was not
+    handed on can be skipped as "already seen", and the pipeline never needs to restore a
+    source. (A source may offer ``checkpoint()``, its whole in-memory state in the shape
+    ``restore`` takes, for tests; the pipeline does not use it.)
 
     A source far behind may read several time windows concurrently
     (:mod:`forwarder.sources.backfill`), but it still yields batches in source order, and
@@ -111,8 +116,6 @@ class Source(Protocol):
     ``/readyz``. Read-only for the pipeline (a source may compute it on each read)."""
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None: ...
-
-    def checkpoint(self) -> dict[str, Any]: ...
 
     def poll(self) -> AsyncIterator[Batch]: ...
 

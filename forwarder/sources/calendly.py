@@ -27,14 +27,21 @@ a digest of it is kept in ``seen`` with its time (or, without a usable one, the 
 the next entry on its page, which the API sorts after it), and pruned with the ids once
 no query can return it again. Pages with more entries than ``count``, pagination that
 does not end, oversized bodies and waits beyond ``max_retry_after`` are refused or capped.
+
+Each batch carries a :class:`~forwarder.checkpoint.base.Checkpoint`: the cursor, the keys
+the page added to ``seen`` (event ids and dead-letter digests) and the expiry
+(``cursor - overlap``); the whole ``seen`` map is never copied into a batch. The source
+applies that change to its own cursor and ``seen`` only once the batch is handed on (the
+``yield`` returned), so a batch the pipeline could not hand on changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing
-from typing import Any
+from typing import Any, NamedTuple
 
+from forwarder.checkpoint.base import Checkpoint
 from forwarder.clock import Clock
 from forwarder.config.model import CalendlySourceConfig
 from forwarder.events import Batch, DeadLetter, Event
@@ -76,6 +83,14 @@ PROVIDER = "calendly"
 BACKFILL_TAIL_MARGIN = 600.0
 # Waiting for the rate-limit reset when the headers do not say how long.
 DEFAULT_RESET_SECONDS = 1.0
+
+
+class _Change(NamedTuple):
+    """What one batch does to the source's state, applied once it is handed on."""
+
+    cursor: float
+    added: dict[str, float]
+    expire_before: float
 
 
 class CalendlySource(BoundedApiSource):
@@ -125,6 +140,7 @@ class CalendlySource(BoundedApiSource):
             ) from None
 
     def checkpoint(self) -> dict[str, Any]:
+        """The whole in-memory state, in the shape ``restore`` takes (for tests)."""
         return {"cursor": format_rfc3339(self.cursor, 6), "seen": dict(self.seen)}
 
     async def poll(self) -> AsyncIterator[Batch]:
@@ -143,7 +159,10 @@ class CalendlySource(BoundedApiSource):
             window = TimeWindow(plan.start_us, None)
             async with aclosing(self._window_pages(window)) as pages:
                 async for page in pages:
-                    yield self._batch(page["collection"], window)
+                    batch, change = self._batch(page["collection"], window)
+                    yield batch
+                    # Asked for the next batch: this one was handed on.
+                    self._apply(change)
             self.bounds.poll_finished()
             return
         self.last_plan = plan
@@ -158,7 +177,9 @@ class CalendlySource(BoundedApiSource):
         # Closing the poll (the pipeline stopped, or an error) cancels every window read.
         async with aclosing(fetcher.pages()) as window_pages:
             async for window, page in window_pages:
-                yield self._batch(page["collection"], window)
+                batch, change = self._batch(page["collection"], window)
+                yield batch
+                self._apply(change)
         self.bounds.poll_finished()
 
     def _repair_future_cursor(self) -> None:
@@ -271,9 +292,10 @@ class CalendlySource(BoundedApiSource):
             )
         return SourceError(f"request refused (HTTP {status}): {detail}")
 
-    def _batch(self, collection: list[Any], window: TimeWindow) -> Batch:
-        """The batch of one page, oldest first; moves the cursor and ``seen`` with it
-        (the pipeline restores them if the batch cannot be handed on)."""
+    def _batch(self, collection: list[Any], window: TimeWindow) -> tuple[Batch, _Change]:
+        """The batch of one page, oldest first, and the change it makes to the cursor and
+        ``seen``, built without touching either (:meth:`_apply` applies it once the batch
+        is handed on)."""
         ingested = format_rfc3339(self._clock.now())
         # Dated after this: flagged as from the future.
         future_after = self.bounds.future_ceiling()
@@ -284,6 +306,8 @@ class CalendlySource(BoundedApiSource):
         events: list[Event] = []
         dead: list[DeadLetter] = []
         seen = self.seen
+        # This page's new keys: `seen` itself changes only when the batch is handed on.
+        added: dict[str, float] = {}
         duplicates = dead_again = unknown = future_new = future = 0
         latest_future = 0.0
         # Dead letters without a usable time: the API sorts them by occurred_at, so the
@@ -300,7 +324,7 @@ class CalendlySource(BoundedApiSource):
                 occurrence = occurrences.get(key, 0)
                 occurrences[key] = occurrence + 1
                 key = dead_letter_key(entry, occurrence) if occurrence else key
-                if key in seen:
+                if key in seen or key in added:
                     dead_again += 1
                     continue
                 dead.append(DeadLetter("source", error.reason, self.id, entry, detail=error.detail))
@@ -310,22 +334,22 @@ class CalendlySource(BoundedApiSource):
                     # one the API sorts by): bounded by the next entry instead.
                     undated.append(key)
                 else:
-                    seen[key] = when
+                    added[key] = when
                 continue
             timestamp = event.timestamp
             for key in undated:
-                seen[key] = timestamp
+                added[key] = timestamp
             undated.clear()
             is_future = timestamp > future_after
             if is_future:
                 future += 1
                 latest_future = max(latest_future, timestamp)
-            if event.id in seen:
+            if event.id in seen or event.id in added:
                 duplicates += 1
                 continue
             # A future-dated entry comes back on every poll: its id stays in `seen` until
-            # the cursor passes its date (the pruning below keeps it).
-            seen[event.id] = timestamp
+            # the cursor passes its date (the expiry below keeps it).
+            added[event.id] = timestamp
             event.source = self.id
             if seal_formats is not None:
                 # Now, while the document is still in cache (see Event.seal).
@@ -342,7 +366,7 @@ class CalendlySource(BoundedApiSource):
             if window.end_us is not None:
                 bound = min(bound, window.end_us / MICROS)
             for key in undated:
-                seen[key] = max(bound, newest)
+                added[key] = max(bound, newest)
         if duplicates:
             self._metrics.duplicates_dropped.labels(self.id).inc(duplicates)
         if unknown:
@@ -351,11 +375,22 @@ class CalendlySource(BoundedApiSource):
             self._log.debug("dead_letter_already_written", records=dead_again)
         if future:
             self.bounds.future_records(future_new, latest_future)
-        self.cursor = newest
-        # Next poll's min_occurred_at: nothing older can come back, so it is forgotten.
+        # Next poll's min_occurred_at: nothing older can come back, so it is forgotten
+        # (a key of this page already older is not even stored).
         horizon = newest - self._config.overlap
+        added = {key: when for key, when in added.items() if when >= horizon}
+        checkpoint = Checkpoint({"cursor": format_rfc3339(newest, 6)}, added, horizon)
+        batch = Batch(self.id, events, checkpoint, dead, cursor_time=newest)
+        return batch, _Change(newest, added, horizon)
+
+    def _apply(self, change: _Change) -> None:
+        """The batch of ``change`` was handed on: move the cursor, add its keys to
+        ``seen`` and forget the expired ones (what the store does with its checkpoint)."""
+        self.cursor = change.cursor
+        seen = self.seen
+        seen.update(change.added)
+        horizon = change.expire_before
         self.seen = {key: when for key, when in seen.items() if when >= horizon}
-        return Batch(self.id, events, self.checkpoint(), dead, cursor_time=self.cursor)
 
     def _note_rate_limit(self, response: ApiResponse) -> None:
         remaining = _header_float(response, "X-RateLimit-Remaining")

@@ -52,6 +52,14 @@ class Simulators:
             raise AssertionError(f"simulators did not start: {self.process.stderr.read()}")
         self.endpoints: dict[str, Any] = json.loads(line)
 
+    def truth(self, provider: str) -> list[dict[str, Any]]:
+        """The ground truth of one simulator (``calendly`` or ``google``), oldest first:
+        Calendly entries, Google ``{"activity", "visible_at_unix", ...}`` records."""
+        records: list[dict[str, Any]] = _get_json(
+            self.endpoints[f"{provider}_url"] + "/_sim/truth"
+        )["records"]
+        return records
+
     def truth_ids(self) -> set[str]:
         calendly = _get_json(self.endpoints["calendly_url"] + "/_sim/truth")["records"]
         google = _get_json(self.endpoints["google_url"] + "/_sim/truth")["records"]

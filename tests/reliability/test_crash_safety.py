@@ -1,11 +1,15 @@
 """Crash-safety with every real sink at once: the daemon is killed with SIGKILL at random
 moments, restarted each time, and every sink is compared with the simulators' ground
-truth: nothing missing, repeats bounded by what was in flight."""
+truth: nothing missing, repeats bounded by what was in flight. And ``kill -9`` aimed at
+the state database's commits: the state survives every one of them."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import random
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -13,9 +17,18 @@ from pathlib import Path
 
 import orjson
 import pytest
-from e2e_harness import Daemon, Simulators, file_ids, finite_simulators, wait_for
+from e2e_harness import (
+    Daemon,
+    Simulators,
+    file_ids,
+    finite_simulators,
+    wait_for,
+    write_config,
+)
 from kafka_harness import Broker, consume
 from syslog_harness import Pki, Rsyslog
+
+from forwarder.timeutil import format_rfc3339
 
 pytestmark = pytest.mark.slow
 
@@ -124,3 +137,102 @@ def test_ten_kills_lose_nothing_in_any_sink(
         # plus the batch each source had in flight.
         assert repeats <= KILLS * (QUEUE + 2 * PAGE), f"{name}: {repeats} repeats"
     print(orjson.dumps({"events": len(truth), "kills": KILLS, "repeats": report}).decode())
+
+
+def _wal_version(path: Path) -> tuple[int, int]:
+    """Changes with every write to the WAL (after a checkpoint it is written over from
+    the start, so its size alone may not change)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return (-1, -1)
+    return (info.st_size, info.st_mtime_ns)
+
+
+def _kill_as_the_wal_is_written(daemon: Daemon, wal: Path, within: float) -> bool:
+    """SIGKILL the daemon the moment its state database's WAL is written (a commit:
+    frames written, then fsynced); ``True`` if it did within ``within``."""
+    version = _wal_version(wal)
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if _wal_version(wal) != version:
+            daemon.kill()
+            return True
+    daemon.kill()
+    return False
+
+
+def _check_state(database: Path) -> dict[str, int]:
+    """The database after a crash, read only (the daemon's next start recovers it): a
+    sound file, and each source's seen keys."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return dict(db.execute("SELECT source, count(*) FROM seen GROUP BY source").fetchall())
+
+
+@pytest.fixture
+def unlimited_simulators(tmp_path: Path) -> Iterator[Simulators]:
+    """The same history, with rate limits no read here reaches: the daemon commits as
+    fast as it reads, never waiting on a limit."""
+    now = time.time()
+    sims = Simulators(
+        tmp_path / "sim",
+        "--seed", "23",
+        "--start", format_rfc3339(now - 6 * 3600),
+        "--end", format_rfc3339(now - 60),
+        "--calendly-rate", "12", "--google-rate", "12",
+        "--google-min-lag", "0", "--google-max-lag", "0", "--google-late-fraction", "0",
+        "--calendly-rate-limit", "100000", "--google-quota", "100000",
+    )  # fmt: skip
+    yield sims
+    sims.stop()
+
+
+def test_kill_9_during_state_commits_loses_nothing(
+    unlimited_simulators: Simulators, tmp_path: Path
+) -> None:
+    """Twelve kills, each the moment a commit starts writing the WAL (pages of 5: the
+    daemon commits all the time while it catches up), then a run to the end: the file
+    sink holds every event, repeats bounded by one batch per source per kill, and the
+    database is sound after every kill."""
+    simulators = unlimited_simulators
+    kills, page = 12, 5
+    state = tmp_path / "state"
+    config = write_config(tmp_path / "forwarder.yaml", simulators, state, page_size=page)
+    text = config.read_text()
+    # The source's own request budget out of the way too (Google's limit, 2400 a minute).
+    config.write_text(
+        text.replace(
+            "    end_margin: 1s\n", "    end_margin: 1s\n    max_requests_per_minute: 2400\n"
+        )
+    )
+    assert "max_requests_per_minute" in config.read_text()
+    output = state / "events.ndjson"
+    database = state / "state.sqlite3"
+    wal = state / "state.sqlite3-wal"
+    truth = simulators.truth_ids()
+    rng = random.Random(11)
+    aimed = 0
+    for kill in range(kills):
+        daemon = Daemon(config, tmp_path / f"commits{kill}.log")
+        wait_for(
+            lambda daemon=daemon: any(
+                e.get("event") == "forwarder_started" for e in daemon.log_events()
+            ),
+            30,
+            "start",
+        )
+        time.sleep(rng.uniform(0.02, 0.4))
+        aimed += _kill_as_the_wal_is_written(daemon, wal, within=5)
+        _check_state(database)
+    assert aimed >= kills - 1, f"only {aimed} kills landed on a commit"
+    assert 0 < len(set(file_ids(output))) < len(truth), "the kills did not interrupt the run"
+    final = Daemon(config, tmp_path / "final.log")
+    wait_for(lambda: set(file_ids(output)) >= truth, 180, "every event in the file sink")
+    assert final.terminate() == 0
+    delivered = file_ids(output)
+    assert set(delivered) == truth, "events lost"
+    repeats = sum(count - 1 for count in Counter(delivered).values())
+    assert repeats <= kills * 2 * page, f"{repeats} repeats"
+    assert set(_check_state(database)) == {"calendly", "google_calendar"}
+    print(orjson.dumps({"events": len(truth), "kills": kills, "repeats": repeats}).decode())

@@ -23,7 +23,8 @@ from aiohttp import web
 from kafka_harness import free_port, wait_listening
 
 from forwarder.backoff import Backoff
-from forwarder.checkpoint.file import FileCheckpointStore
+from forwarder.checkpoint.base import Checkpoint
+from forwarder.checkpoint.sqlite import SqliteCheckpointStore
 from forwarder.clock import Clock, SystemClock
 from forwarder.config.model import HttpSinkConfig
 from forwarder.deadletter.file import FileDeadLetterQueue
@@ -345,7 +346,9 @@ class ScriptedSource(StubSource):
     async def poll(self) -> AsyncIterator[Batch]:
         for b in range(self.batches):
             yield Batch(
-                self.id, [make_event(b * self.size + i) for i in range(self.size)], {"b": b}
+                self.id,
+                [make_event(b * self.size + i) for i in range(self.size)],
+                Checkpoint({"b": b}),
             )
 
 
@@ -369,7 +372,7 @@ class SinkPipeline:
     ) -> None:
         clock = SystemClock() if clock is None else clock
         self.metrics = Metrics() if metrics is None else metrics
-        self.store = FileCheckpointStore(tmp_path if state is None else state)
+        self.store = SqliteCheckpointStore(tmp_path if state is None else state)
         self.dead = FileDeadLetterQueue(tmp_path / "dl", self.metrics, clock)
         self.queue: EventBoundedQueue[Delivery] = EventBoundedQueue(capacity)
         backoff = Backoff(0.01, 0.05) if backoff is None else backoff
@@ -387,6 +390,8 @@ class SinkPipeline:
     async def __aexit__(self, *exc: object) -> None:
         self.task.cancel()
         await asyncio.gather(self.task, return_exceptions=True)
+        # The store stays readable (its connection reopens on the next call).
+        await self.store.aclose()
 
 
 async def run_pipeline(
@@ -396,7 +401,7 @@ async def run_pipeline(
     clock: Clock | None = None,
     metrics: Metrics | None = None,
     within: float = 60,
-) -> tuple[FileCheckpointStore, FileDeadLetterQueue, Metrics]:
+) -> tuple[SqliteCheckpointStore, FileDeadLetterQueue, Metrics]:
     """One poll of ``source`` through a sink worker for ``sink`` (quick backoff) until
     every batch is acknowledged; the checkpoint store, dead letters and pipeline metrics."""
     pipeline = SinkPipeline(tmp_path, sink, source, clock=clock, metrics=metrics)

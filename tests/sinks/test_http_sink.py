@@ -54,7 +54,7 @@ async def test_clickhouse_every_event_lands_once(clickhouse: ClickHouse, tmp_pat
     assert {row["id"] for row in rows} == {f"{n:032x}" for n in range(1000)}
     assert {row["message"] for row in rows if row["id"] == f"{7:032x}"} == {"event 7 é ✓"}
     assert not dead.path.exists()
-    assert await store.load("cal") == {"b": 9}
+    assert await store.load("cal") == {"b": 9, "seen": {}}
 
 
 async def test_clickhouse_key_from_header_files_full_batches(
@@ -78,7 +78,7 @@ async def test_clickhouse_key_from_header_files_full_batches(
     rows = clickhouse.rows("SELECT `event.id` AS id FROM audit")
     assert sorted(row["id"] for row in rows) == sorted(f"{n:032x}" for n in range(1000))
     assert not dead.path.exists()
-    assert await store.load("cal") == {"b": 9}
+    assert await store.load("cal") == {"b": 9, "seen": {}}
 
 
 async def test_clickhouse_wrong_password_is_reported_clearly(clickhouse: ClickHouse) -> None:
@@ -178,7 +178,7 @@ async def test_elasticsearch_bulk_body_and_per_item_failures(receiver: Receiver,
     letters = [orjson.loads(line) for line in dead.path.read_bytes().splitlines()]
     assert [(d["reason"], d["payload"]["n"]) for d in letters] == [("bulk_item_400", 1)]
     assert "mapper_parsing_exception" in letters[0]["detail"]
-    assert await store.load("cal") == {"b": 0}
+    assert await store.load("cal") == {"b": 0, "seen": {}}
 
 
 async def test_retry_after_is_honoured(receiver: Receiver, tmp_path) -> None:
@@ -207,7 +207,7 @@ async def test_503_storm_is_ridden_out_with_nothing_lost(receiver: Receiver, tmp
     assert sorted(ids) == sorted(f"{n:032x}" for n in range(400))
     assert len(ids) == len(set(ids)), "503 answers must not lead to duplicates"
     assert not dead.path.exists()
-    assert await store.load("cal") == {"b": 9}
+    assert await store.load("cal") == {"b": 9, "seen": {}}
 
 
 async def test_client_errors_are_dead_lettered_with_the_body(receiver: Receiver, tmp_path) -> None:

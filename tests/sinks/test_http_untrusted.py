@@ -94,7 +94,7 @@ async def test_full_size_bulk_answers_in_pieces_are_read_whole(case: str, tmp_pa
     letters = [orjson.loads(line) for line in dead.path.read_bytes().splitlines()] if refuse else []
     assert sorted(letter["payload"]["event"]["id"] for letter in letters) == sorted(refuse)
     assert {letter["reason"] for letter in letters} <= {"bulk_item_400"}
-    assert await store.load("cal") == {"b": pages - 1}
+    assert await store.load("cal") == {"b": pages - 1, "seen": {}}
     requests = -(-count // DEFAULT_BATCH)
     # Only the throttled items are sent again (one more request); nothing else twice.
     assert es.requests == requests + (1 if throttle else 0)
@@ -169,7 +169,7 @@ async def test_redirects_are_refused_and_retried_never_followed(
     assert elsewhere.requests == [], "a redirect was followed"
     ids = [orjson.loads(line)["event"]["id"] for line in stored]
     assert sorted(ids) == sorted(_ids(1000)) and len(ids) == len(set(ids))
-    assert await store.load("cal") == {"b": 9}
+    assert await store.load("cal") == {"b": 9, "seen": {}}
     # One redirect for the direct send, two for the pipeline's first attempt (two requests
     # of 500), then the two requests again, answered 200.
     assert answered == [status] * redirects + [200, 200]
@@ -213,7 +213,7 @@ async def test_hec_counts_only_code_0(receiver: Receiver, tmp_path: Path, answer
     ids = [orjson.loads(line)["event"]["event"]["id"] for line in stored]
     assert sorted(ids) == sorted(_ids(500)) and len(ids) == len(set(ids))
     assert _errors(metrics, "bad_success_body") == bad - 1
-    assert await store.load("cal") == {"b": 4}
+    assert await store.load("cal") == {"b": 4, "seen": {}}
 
 
 BULK_BAD_ANSWERS = {
@@ -255,7 +255,7 @@ async def test_bulk_answer_must_match_the_request(answer: str, tmp_path: Path) -
         await runner.cleanup()
     assert set(es.index) == _ids(500)
     assert _errors(metrics, "bad_success_body") == 1
-    assert await store.load("cal") == {"b": 4}
+    assert await store.load("cal") == {"b": 4, "seen": {}}
 
 
 PLAIN_ANSWERS = [

@@ -18,6 +18,7 @@ from http_harness import SinkPipeline, StubSource
 from kafka_harness import Broker, Stunnel, TcpProxy, consume, free_port, make_certificates
 
 from forwarder.backoff import Backoff
+from forwarder.checkpoint.base import Checkpoint
 from forwarder.config.model import KafkaSinkConfig
 from forwarder.events import Batch, Event
 from forwarder.sinks.kafka import KafkaSink
@@ -107,7 +108,7 @@ class ScriptedSource(StubSource):
             self.produced += len(events)
             if b >= self.batches // 6:
                 self.halfway.set()
-            yield Batch(self.id, events, {"batch": b})
+            yield Batch(self.id, events, Checkpoint({"batch": b}))
 
 
 def _pipeline(
@@ -133,7 +134,7 @@ async def test_oversized_event_is_dead_lettered_and_the_rest_flows(
     assert [(d["reason"], d["payload"]["n"], d["sink"]) for d in letters] == [
         ("message_too_large", 13, "kafka")
     ]
-    assert await pipeline.store.load("scripted") == {"batch": 2}
+    assert await pipeline.store.load("scripted") == {"batch": 2, "seen": {}}
 
 
 async def test_outage_holds_the_cursor_bounds_memory_and_loses_nothing(tmp_path) -> None:
@@ -165,7 +166,7 @@ async def test_outage_holds_the_cursor_bounds_memory_and_loses_nothing(tmp_path)
             await proxy.restore()
             await asyncio.wait_for(polling, 60)
             await asyncio.wait_for(pipeline.committer.wait_idle(), 60)
-        assert await pipeline.store.load("scripted") == {"batch": 59}
+        assert await pipeline.store.load("scripted") == {"batch": 59, "seen": {}}
         records = await consume(broker.bootstrap, "audit.calendly", 3000, within=30)
         numbers = {orjson.loads(r.value)["n"] for r in records}
         assert numbers == set(range(3000)), "events lost across the outage"

@@ -66,7 +66,7 @@ async def test_error_type_labels_the_failures(
     )
     assert counted == 2
     assert sorted(sink.received) == sorted(f"{n:032x}" for n in range(100))
-    assert await store.load("cal") == {"b": 1}
+    assert await store.load("cal") == {"b": 1, "seen": {}}
 
 
 class NoCommitter:

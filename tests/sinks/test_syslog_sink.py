@@ -31,6 +31,7 @@ from syslog_harness import (
 )
 
 from forwarder.backoff import Backoff
+from forwarder.checkpoint.base import Checkpoint
 from forwarder.clock import SystemClock
 from forwarder.config.model import SyslogSinkConfig
 from forwarder.events import Batch, Event
@@ -644,7 +645,7 @@ class PausingSource(StubSource):
                 self.paused.set()
                 await self.resume.wait()
             events = [make_event(n) for n in range(b * self.size, (b + 1) * self.size)]
-            yield Batch(self.id, events, {"batch": b})
+            yield Batch(self.id, events, Checkpoint({"batch": b}))
 
 
 async def test_receiver_restart_over_tcp_holds_the_cursor_and_loses_nothing(
@@ -672,7 +673,7 @@ async def test_receiver_restart_over_tcp_holds_the_cursor_and_loses_nothing(
     try:
         await asyncio.wait_for(source.paused.wait(), 10)
         await asyncio.wait_for(committer.wait_idle(), 10)
-        assert await store.load("scripted") == {"batch": 7}
+        assert await store.load("scripted") == {"batch": 7, "seen": {}}
         # Everything acknowledged so far was written by rsyslog: stop it with the sink's
         # connection open, then let the stream go on.
         assert len(rsyslog.wait(800, "tcp")) == 800
@@ -690,12 +691,14 @@ async def test_receiver_restart_over_tcp_holds_the_cursor_and_loses_nothing(
                 break
             await asyncio.sleep(0.05)
         assert errors() >= 3, "sends did not fail while rsyslog was down"
-        assert await store.load("scripted") == {"batch": 7}, "cursor moved during the outage"
+        assert await store.load("scripted") == {"batch": 7, "seen": {}}, (
+            "cursor moved during the outage"
+        )
 
         rsyslog.rsyslog.start()  # same ports, same output file
         await asyncio.wait_for(polling, 30)
         await asyncio.wait_for(committer.wait_idle(), 30)
-        assert await store.load("scripted") == {"batch": 19}
+        assert await store.load("scripted") == {"batch": 19, "seen": {}}
         records = rsyslog.wait(2000, "tcp", timeout=15)
         numbers = {orjson.loads(payload(record))["n"] for record in records}
         assert numbers == set(range(2000)), "events lost across the restart"

@@ -1,5 +1,5 @@
 """A real source behind the real pipeline pieces: SourceRunner, OrderedCommitter, the file
-dead-letter queue and checkpoint store, and one sink worker recording what it receives.
+dead-letter queue, the SQLite state store, and one sink worker recording what it receives.
 
 The dead-letter directory can be made unwritable (a regular file where the directory
 should be: a full or read-only volume, as far as the daemon can tell, even as root).
@@ -18,7 +18,7 @@ import orjson
 from source_harness import sample
 
 from forwarder.backoff import Backoff
-from forwarder.checkpoint.file import FileCheckpointStore
+from forwarder.checkpoint.sqlite import SqliteCheckpointStore
 from forwarder.clock import Clock
 from forwarder.deadletter.file import FileDeadLetterQueue
 from forwarder.events import Event
@@ -55,7 +55,7 @@ class SourcePipeline:
     def __init__(self, source: Any, state: Path, metrics: Metrics, clock: Clock) -> None:
         self.source = source
         self.metrics = metrics
-        self.store = FileCheckpointStore(state / "state")
+        self.store = SqliteCheckpointStore(state / "state")
         self.dead_dir = state / "dead"
         self.dead = FileDeadLetterQueue(self.dead_dir, metrics, clock)
         self.sink = RecordingSink()
@@ -77,6 +77,8 @@ class SourcePipeline:
         assert self._task is not None
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
+        # Closes the connection (a later call opens it again).
+        await self.store.aclose()
 
     async def poll(self) -> bool:
         """One polling cycle, then wait for every batch to be committed; ``True`` if the

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 from source_harness import HOUR, T0, calendly_truth_ids, drain, event_ids
+from state_harness import committed
 
 from forwarder.schema.ids import calendly_event_key
 from forwarder.sources.base import CredentialsError, MalformedResponseError
@@ -23,7 +24,10 @@ async def test_reads_every_entry_once_oldest_first(calendly, clock) -> None:
     assert times == sorted(times)
     assert len(batches) == -(-len(truth) // 7)
     last = simulator.truth()[-1]["occurred_at"]
-    assert batches[-1].checkpoint["cursor"] == last
+    assert batches[-1].checkpoint.cursor == {"cursor": last}
+    # Each batch commits the keys it delivered, never the whole `seen` map.
+    for batch in batches:
+        assert set(batch.checkpoint.seen_added) <= {event.id for event in batch.events}
 
 
 async def test_restart_from_any_checkpoint_loses_and_repeats_nothing(calendly, clock) -> None:
@@ -35,9 +39,29 @@ async def test_restart_from_any_checkpoint_loses_and_repeats_nothing(calendly, c
     for cut in (1, 5, len(batches) // 2, len(batches) - 2):
         delivered = event_ids(batches[:cut])
         restarted = make_source()
-        restarted.restore(batches[cut - 1].checkpoint)
+        restarted.restore(committed(batches[:cut]))
         rest = event_ids(await drain(restarted))
         assert delivered + rest == truth, f"restart after batch {cut}"
+
+
+async def test_a_batch_changes_the_source_only_once_it_is_handed_on(calendly, clock) -> None:
+    """The source rule: building a batch changes nothing; asking for the next batch is
+    what applies it. A consumer that stops (a dead-letter write failed, shutdown) closes
+    the poll, and the next poll returns the same batch again."""
+    simulator, make_source = await calendly(page_size=20)
+    source = make_source()
+    source.restore(None)
+    before = source.checkpoint()
+    poll = source.poll()
+    first = await anext(poll)
+    assert first.events and first.checkpoint.seen_added
+    assert source.checkpoint() == before, "changed before the batch was handed on"
+    await poll.aclose()
+    assert source.checkpoint() == before, "the batch left behind changed the source"
+    again = await drain(source)
+    assert event_ids(again[:1]) == event_ids([first])
+    assert event_ids(again) == calendly_truth_ids(simulator)
+    assert source.checkpoint() == committed(again)
 
 
 async def test_entries_at_the_cursor_timestamp_are_not_lost(calendly, clock) -> None:
@@ -125,11 +149,11 @@ async def test_persistent_malformed_page_fails_the_poll_without_moving_the_curso
     batches = []
     poll = source.poll()
     batches.append(await anext(poll))
-    before = dict(source.checkpoint())
     simulator.faults.push(fault, count=3)
     with pytest.raises(MalformedResponseError):
         await anext(poll)
-    assert source.checkpoint() == before, "the cursor moved past unread data"
+    # Asking for the next batch applied the first one's change, and nothing else.
+    assert source.checkpoint() == committed(batches), "the cursor moved past unread data"
     # Next cycle resumes from the cursor and nothing is lost or repeated.
     ids = event_ids(batches) + event_ids(await drain(source))
     assert ids == calendly_truth_ids(simulator)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from forwarder.backoff import Backoff
-from forwarder.checkpoint.file import FileCheckpointStore
+from forwarder.checkpoint.base import Checkpoint
+from forwarder.checkpoint.sqlite import SqliteCheckpointStore
 from forwarder.clock import SystemClock
 from forwarder.deadletter.file import FileDeadLetterQueue
 from forwarder.events import Batch, DeadLetter, Event
@@ -51,7 +52,7 @@ class ScriptedSource:
                 dead = [
                     DeadLetter("source", "missing_field", self.id, {"broken": True}, None, "no id")
                 ]
-            yield Batch(self.id, events, {"batch": b}, dead)
+            yield Batch(self.id, events, Checkpoint({"batch": b}), dead)
 
     async def aclose(self) -> None:
         return None
@@ -96,7 +97,7 @@ class Harness:
     ) -> None:
         self.metrics = Metrics()
         clock = SystemClock()
-        self.store = store or FileCheckpointStore(tmp_path)
+        self.store = store or SqliteCheckpointStore(tmp_path)
         self.dead = FileDeadLetterQueue(tmp_path / "dl", self.metrics, clock)
         self.queues: list[EventBoundedQueue[Delivery]] = [
             EventBoundedQueue(capacity) for _ in sinks
@@ -115,3 +116,4 @@ class Harness:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.store.aclose()

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from http_harness import StubSource, run_pipeline
 
+from forwarder.checkpoint.base import Checkpoint
 from forwarder.config.loader import ConfigError
 from forwarder.config.model import FileSinkConfig
 from forwarder.events import Batch, Event
@@ -107,7 +108,7 @@ class PaddedSource(StubSource):
     async def poll(self) -> AsyncIterator[Batch]:
         for page in range(self.pages):
             events = [_padded(page * self.size + i) for i in range(self.size)]
-            yield Batch(self.id, events, {"page": page})
+            yield Batch(self.id, events, Checkpoint({"page": page}))
 
 
 def _whole_lines(data: bytes) -> list[int]:
@@ -171,7 +172,7 @@ async def test_disk_full_mid_batch_is_cut_back_then_retried(tmp_path: Path) -> N
     written = _whole_lines(at_failure)
     assert 0 < len(written) < 320 and written == list(range(len(written)))
     assert _whole_lines(final) == list(range(320)), "an event missing, doubled or torn"
-    assert await store.load("src") == {"page": 7}
+    assert await store.load("src") == {"page": 7, "seen": {}}
     print(orjson.dumps({"bytes_at_failure": len(at_failure), "final": len(final)}).decode())
 
 

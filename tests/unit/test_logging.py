@@ -11,7 +11,8 @@ import structlog
 from structlog.testing import capture_logs
 
 from forwarder.backoff import Backoff
-from forwarder.checkpoint.file import FileCheckpointStore
+from forwarder.checkpoint.base import Checkpoint
+from forwarder.checkpoint.sqlite import SqliteCheckpointStore
 from forwarder.clock import ManualClock
 from forwarder.deadletter.file import FileDeadLetterQueue
 from forwarder.events import Batch
@@ -62,7 +63,7 @@ class FlakySource:
         if self.failures:
             self.failures -= 1
             raise TransientSourceError("HTTP 503: backend error")
-        yield Batch(self.id, [], {"ok": True})
+        yield Batch(self.id, [], Checkpoint({"ok": True}))
 
     async def aclose(self) -> None:
         return None
@@ -73,7 +74,7 @@ async def test_a_failure_streak_is_logged_once_and_its_end_once(tmp_path: Path) 
     metrics = Metrics()
     runner = SourceRunner(
         FlakySource(failures=5),
-        OrderedCommitter("flaky", FileCheckpointStore(tmp_path), metrics, clock),
+        OrderedCommitter("flaky", SqliteCheckpointStore(tmp_path), metrics, clock),
         [],
         FileDeadLetterQueue(tmp_path, metrics, clock),
         metrics,

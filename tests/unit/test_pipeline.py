@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from pipeline_harness import Harness, RecordingSink, ScriptedSource, _event
 
+from forwarder.checkpoint.base import Checkpoint
 from forwarder.events import Batch, DeadLetter, Event
 from forwarder.sinks.base import Coalescing, SendResult
 from forwarder.sources.base import TransientSourceError
@@ -25,7 +26,7 @@ async def test_every_sink_gets_every_event_in_order_and_cursor_commits(tmp_path:
     await harness.close()
     for sink in sinks:
         assert sink.received == list(range(140))
-    assert await harness.store.load("scripted") == {"batch": 19}
+    assert await harness.store.load("scripted") == {"batch": 19, "seen": {}}
 
 
 async def test_slow_sink_pauses_the_poller_and_holds_the_cursor(tmp_path: Path) -> None:
@@ -45,7 +46,7 @@ async def test_slow_sink_pauses_the_poller_and_holds_the_cursor(tmp_path: Path) 
     await asyncio.wait_for(harness.committer.wait_idle(), 5)
     await harness.close()
     assert slow.received == fast.received == list(range(1000))
-    assert await harness.store.load("scripted") == {"batch": 99}
+    assert await harness.store.load("scripted") == {"batch": 99, "seen": {}}
 
 
 async def test_retriable_failures_are_retried_never_dropped(tmp_path: Path) -> None:
@@ -81,7 +82,7 @@ async def test_rejected_events_and_bad_records_go_to_dead_letters(tmp_path: Path
     assert (
         sample("forwarder_dead_letter_events_total", {"stage": "sink", "reason": "too_large"}) == 1
     )
-    assert await harness.store.load("scripted") == {"batch": 1}
+    assert await harness.store.load("scripted") == {"batch": 1, "seen": {}}
 
 
 class HalfThenAllSink(RecordingSink):
@@ -147,12 +148,14 @@ async def test_queued_batches_are_merged_up_to_the_sinks_limit(tmp_path: Path) -
     assert sink.received == list(range(200))
     assert sum(sink.sizes) == 200
     assert max(sink.sizes) == 100 and len(sink.sizes) <= 4
-    assert await harness.store.load("scripted") == {"batch": 9}
+    assert await harness.store.load("scripted") == {"batch": 9, "seen": {}}
 
 
 class MovingSource:
-    """Moves its position while it builds each batch, as the real sources do; batch
-    ``bad`` carries a dead letter, and building batch ``fail_at`` raises once."""
+    """Follows the Source rule: builds each batch without touching its position, and
+    moves the position only once the batch was handed on (the ``yield`` returned). Batch
+    ``bad`` carries a dead letter; reading batch ``fail_at`` raises once. No
+    ``checkpoint()``: the pipeline must not need one."""
 
     id = "moving"
     provider = "test"
@@ -161,61 +164,73 @@ class MovingSource:
     def __init__(self, total: int, bad: int | None = None, fail_at: int | None = None) -> None:
         self.total, self.bad, self.fail_at = total, bad, fail_at
         self.position = 0
-        self.restored: list[int] = []
+        self.restored: list[Any] = []
+        self.closed_at: list[int] = []
+        """The batch whose ``yield`` each closed poll was stopped at."""
 
     def restore(self, checkpoint: Mapping[str, Any] | None) -> None:
-        self.position = 0 if checkpoint is None else checkpoint["position"]
-        self.restored.append(self.position)
-
-    def checkpoint(self) -> dict[str, Any]:
-        return {"position": self.position}
+        self.restored.append(checkpoint)
 
     async def poll(self) -> AsyncIterator[Batch]:
         while self.position < self.total:
-            self.position += 1
-            if self.position == self.fail_at:
+            number = self.position + 1
+            if number == self.fail_at:
                 self.fail_at = None
                 raise TransientSourceError("HTTP 503: backend error")
             dead = []
-            if self.position == self.bad:
+            if number == self.bad:
                 dead = [DeadLetter("source", "missing_field", self.id, {"broken": True})]
-            yield Batch(self.id, [_event(self.position)], self.checkpoint(), dead)
+            try:
+                yield Batch(self.id, [_event(number)], Checkpoint({"position": number}), dead)
+            except GeneratorExit:
+                self.closed_at.append(number)
+                raise
+            self.position = number
 
     async def aclose(self) -> None:
         return None
 
 
-async def test_a_failed_dead_letter_write_restores_the_last_batch_handed_on(
+async def test_a_batch_whose_dead_letters_cannot_be_written_never_changes_the_source(
     tmp_path: Path,
 ) -> None:
+    """Batch 4 cannot be handed on: the runner closes the poll at its yield, so the
+    source never applies its change (nothing to restore), and the next poll reads it
+    again: every event once, the malformed record dead-lettered once."""
     sink = RecordingSink("all")
     source = MovingSource(total=10, bad=4)
     harness = Harness(tmp_path, source, [sink], capacity=100)  # type: ignore[arg-type]
     (tmp_path / "dl").write_bytes(b"a file where the dead-letter directory should be")
     await harness.runner.poll_once()
-    assert source.restored == [3], "back to the batch before the one that was not handed on"
+    assert source.closed_at == [4], "the poll was not closed at the batch left behind"
+    assert source.position == 3, "the change of the batch that was not handed on was applied"
+    assert source.restored == [], "the pipeline restored the source"
     assert harness.runner.last_error_type == "dead_letter_write"
     failed = harness.metrics.registry.get_sample_value(
         "forwarder_source_failed_polls_total",
         {"source": "moving", "error_type": "dead_letter_write"},
     )
     assert failed == 1
+    await asyncio.wait_for(harness.committer.wait_idle(), 5)
+    assert await harness.store.load("moving") == {"position": 3, "seen": {}}
     (tmp_path / "dl").unlink()
     await harness.runner.poll_once()
     await asyncio.wait_for(harness.committer.wait_idle(), 5)
     await harness.close()
     assert sink.received == list(range(1, 11))
     assert len(harness.dead.path.read_bytes().splitlines()) == 1
-    assert await harness.store.load("moving") == {"position": 10}
+    assert await harness.store.load("moving") == {"position": 10, "seen": {}}
 
 
-async def test_a_failing_poll_restores_the_last_batch_handed_on(tmp_path: Path) -> None:
+async def test_a_failing_poll_goes_on_from_the_last_batch_handed_on(tmp_path: Path) -> None:
     sink = RecordingSink("all")
     source = MovingSource(total=8, fail_at=5)
     harness = Harness(tmp_path, source, [sink], capacity=100)  # type: ignore[arg-type]
     await harness.runner.poll_once()
-    assert source.restored == [4]
+    assert source.position == 4 and source.restored == []
+    assert harness.runner.last_error_type == "transient"
     await harness.runner.poll_once()
     await asyncio.wait_for(harness.committer.wait_idle(), 5)
     await harness.close()
     assert sink.received == list(range(1, 9))
+    assert await harness.store.load("moving") == {"position": 8, "seen": {}}

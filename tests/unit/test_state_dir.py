@@ -286,7 +286,11 @@ async def test_the_kubernetes_volume_layout_is_accepted_and_used(shared_base: Pa
         if running.done():
             running.result()  # the daemon stopped: its error
         assert daemon.started.is_set()
-        await FileCheckpointStore(volume).commit("cal", {"cursor": "x"})
+        # The state database is open (the source's checkpoint was loaded): it and the
+        # files SQLite keeps next to it are the pod user's, 0600.
+        for name in ("state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm"):
+            path = volume / name
+            assert (os.stat(path).st_uid, _mode(path)) == (POD_UID, 0o600), path
         stop.set()
         await asyncio.wait_for(running, 60)
     info = os.stat(volume)
@@ -294,7 +298,7 @@ async def test_the_kubernetes_volume_layout_is_accepted_and_used(shared_base: Pa
     for path, mode in (
         (volume / ".lock", 0o600),
         (volume / "checkpoints", 0o700),
-        (volume / "checkpoints" / "cal.json", 0o600),
+        (volume / "state.sqlite3", 0o600),
         (volume / "dead-letter", 0o700),
     ):
         assert (os.stat(path).st_uid, _mode(path)) == (POD_UID, mode), path
@@ -338,7 +342,15 @@ def _last_line(result) -> str:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(
-    "where", [".lock", "dead-letter/dead-letter.ndjson", "checkpoints/cal.json"]
+    "where",
+    [
+        ".lock",
+        "dead-letter/dead-letter.ndjson",
+        "checkpoints/cal.json",
+        "state.sqlite3",
+        "state.sqlite3-wal",
+        "state.sqlite3-shm",
+    ],
 )
 def test_run_refuses_a_link_where_a_state_file_should_be(tmp_path: Path, where: str) -> None:
     state = tmp_path / "state"

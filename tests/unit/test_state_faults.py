@@ -14,10 +14,11 @@ import orjson
 import pytest
 from pipeline_harness import Harness, RecordingSink, ScriptedSource
 
-from forwarder.checkpoint.file import FileCheckpointStore
+from forwarder.checkpoint.base import Checkpoint
+from forwarder.checkpoint.sqlite import SqliteCheckpointStore
 
 
-class FlakyStore(FileCheckpointStore):
+class FlakyStore(SqliteCheckpointStore):
     """A checkpoint store whose disk is full until ``healed``."""
 
     def __init__(self, directory: Path) -> None:
@@ -25,11 +26,20 @@ class FlakyStore(FileCheckpointStore):
         self.healed = False
         self.failures = 0
 
-    def commit_sync(self, source_id: str, state: dict[str, Any]) -> None:
+    def _commit(self, source_id: str, checkpoint: Checkpoint) -> None:
         if not self.healed:
             self.failures += 1
             raise OSError(28, "No space left on device")
-        super().commit_sync(source_id, state)
+        super()._commit(source_id, checkpoint)
+
+
+def _committed(state_dir: Path) -> dict[str, Any] | None:
+    """What is durably committed, read through a connection of its own."""
+    store = SqliteCheckpointStore(state_dir)
+    try:
+        return store.load_sync("scripted")
+    finally:
+        store.close()
 
 
 async def test_checkpoint_write_failures_keep_the_pipeline_going(tmp_path: Path) -> None:
@@ -43,14 +53,14 @@ async def test_checkpoint_write_failures_keep_the_pipeline_going(tmp_path: Path)
     assert (
         harness.committer.commit_error is not None and "No space" in harness.committer.commit_error
     )
-    assert FileCheckpointStore(tmp_path).load_sync("scripted") is None, "nothing was durable"
+    assert _committed(tmp_path) is None, "nothing was durable"
     errors = harness.metrics.registry.get_sample_value(
         "forwarder_checkpoint_write_errors_total", {"source": "scripted"}
     )
     assert errors == 5
     store.healed = True
     assert await harness.committer.flush() is True
-    assert FileCheckpointStore(tmp_path).load_sync("scripted") == {"batch": 4}
+    assert _committed(tmp_path) == {"batch": 4, "seen": {}}
     assert harness.committer.commit_error is None
     await harness.close()
 
@@ -71,7 +81,7 @@ async def test_dead_letter_write_failure_is_retried_not_dropped(tmp_path: Path) 
     await harness.close()
     letters = [orjson.loads(line) for line in harness.dead.path.read_bytes().splitlines()]
     assert [(d["reason"], d["payload"]["n"]) for d in letters] == [("too_large", 1)]
-    assert FileCheckpointStore(tmp_path).load_sync("scripted") == {"batch": 0}
+    assert _committed(tmp_path) == {"batch": 0, "seen": {}}
 
 
 async def test_source_dead_letter_failure_fails_the_poll_before_the_cursor(tmp_path: Path) -> None:
@@ -84,7 +94,7 @@ async def test_source_dead_letter_failure_fails_the_poll_before_the_cursor(tmp_p
     assert "dead-letter write failed" in (harness.runner.last_error or "")
     # Batch 0 went through; batch 1 (with the bad record) was not dispatched.
     assert sink.received == [0, 1]
-    assert FileCheckpointStore(tmp_path).load_sync("scripted") == {"batch": 0}
+    assert _committed(tmp_path) == {"batch": 0, "seen": {}}
     await harness.close()
 
 
@@ -163,4 +173,4 @@ async def test_a_planted_dead_letter_file_is_never_written_and_nothing_is_lost(
     assert [(d["reason"], d["payload"]["n"]) for d in letters] == [("too_large", 1)]
     assert stat.S_IMODE(os.stat(planted).st_mode) == 0o600
     assert victim.read_bytes() == b"precious\n"
-    assert FileCheckpointStore(tmp_path).load_sync("scripted") == {"batch": 0}
+    assert _committed(tmp_path) == {"batch": 0, "seen": {}}

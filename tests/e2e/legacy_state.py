@@ -1,0 +1,78 @@
+"""What the release before the SQLite store kept in its checkpoint files, computed from
+the simulators' ground truth, for the tests of the upgrade (a module on the tests'
+``pythonpath``, shared by tests/sources and tests/e2e).
+
+Earlier releases wrote one JSON file per source, ``<state_dir>/checkpoints/<source>.json``,
+holding the whole state; ``FileCheckpointStore`` (unchanged) is their writer. Both
+functions were checked against the release before this one (commit c806c11): equal to its
+checkpoints after every batch of a Calendly read (sequential and parallel, ties at the
+cut) and after each of 30 Google polls with 10 % of the activities reported late.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from forwarder.schema.ids import calendly_event_key, google_event_key
+from forwarder.sources.untrusted import dead_letter_key
+from forwarder.timeutil import format_rfc3339, parse_rfc3339
+
+
+def legacy_calendly(delivered: Iterable[dict[str, Any]], overlap: float = 5.0) -> dict[str, Any]:
+    """The Calendly checkpoint once ``delivered`` was delivered (entries as the API shows
+    them; one without a namespace is malformed, and was dead-lettered): the newest time,
+    and the keys no older than ``overlap`` before it."""
+    entries = list(delivered)
+    cursor = max(parse_rfc3339(entry["occurred_at"]) for entry in entries)
+    seen: dict[str, float] = {}
+    for entry in entries:
+        when = parse_rfc3339(entry["occurred_at"])
+        if when >= cursor - overlap:
+            key = calendly_event_key(entry["uri"]) if "namespace" in entry else None
+            seen[key or dead_letter_key(entry)] = when
+    return {"cursor": format_rfc3339(cursor, 6), "seen": seen}
+
+
+def google_ids(activity: dict[str, Any]) -> list[str]:
+    """The event ids of one activity."""
+    ident = activity["id"]
+    return [
+        google_event_key(ident["time"], ident["uniqueQualifier"], index)
+        for index in range(len(activity.get("events") or []))
+    ]
+
+
+def legacy_google(
+    records: Iterable[dict[str, Any]],
+    scanned_at: float,
+    *,
+    settle_window: float = 10800.0,
+    end_margin: float = 5.0,
+) -> tuple[dict[str, Any], Counter[str]]:
+    """The Google checkpoint after a poll at ``scanned_at`` that read everything up to
+    ``scanned_at - end_margin`` (the watermark; ``final_before`` a settle window before
+    the poll; the ids of the events delivered since), and the events delivered by then:
+    every one the API showed. ``records``: the simulator's ground truth
+    (``{"activity", "visible_at_unix"}``)."""
+    watermark = scanned_at - end_margin
+    final_before = scanned_at - settle_window
+    seen: dict[str, float] = {}
+    delivered: Counter[str] = Counter()
+    for record in records:
+        activity = record["activity"]
+        when = parse_rfc3339(activity["id"]["time"])
+        if when >= watermark or record["visible_at_unix"] > scanned_at:
+            continue
+        for key in google_ids(activity):
+            delivered[key] += 1
+            if when >= final_before:
+                seen[key] = when
+    checkpoint = {
+        "watermark": watermark,
+        "watermark_time": format_rfc3339(watermark),
+        "final_before": final_before,
+        "seen": seen,
+    }
+    return checkpoint, delivered

@@ -7,14 +7,18 @@ ignored setting.
 from __future__ import annotations
 
 import re
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from forwarder.config.durations import Duration
+from forwarder.config.durations import Duration, parse_duration
 
 EventFormat = Literal["ecs", "ocsf", "raw"]
+# The re-scan steps of the Google source before its settle_window (see
+# forwarder.sources.google.schedule): 2 min, 10 min, 40 min.
+GOOGLE_RESCAN_STEPS = (120.0, 600.0, 2400.0)
 
 
 class Strict(BaseModel):
@@ -87,16 +91,47 @@ class GoogleCalendarSourceConfig(UntrustedApiLimits):
     customer_id: str | None = None
     page_size: int = Field(default=1000, ge=1, le=1000)
     poll_interval: Duration = 60.0
+    # How long after its time an activity may still be reported: the last step of
+    # `rescan_schedule`. Either may be given alone (the other follows); both must agree.
     settle_window: Duration = 10800.0
+    # Ages at which each slice of the log is read again for late activities, strictly
+    # increasing, the last one = settle_window. Without it: the steps of the default
+    # schedule shorter than settle_window, then settle_window.
+    rescan_schedule: list[Duration] = Field(
+        default_factory=lambda: [*GOOGLE_RESCAN_STEPS, 10800.0], min_length=1, max_length=8
+    )
+    # activities.list requests per minute the head, the re-scans and the backfill share
+    # (Google allows 250 filtered queries a minute per Cloud project, shared by its tools;
+    # token requests are not counted).
+    max_requests_per_minute: int = Field(default=120, ge=1, le=2400)
     max_window: Duration = 3600.0
     end_margin: Duration = 5.0
     initial_lookback: Duration = 86400.0
     request_timeout: Duration = 60.0
     max_attempts: int = Field(default=6, ge=1)
-    # Catch-up when far behind: settled `max_window` windows read `backfill_concurrency`
-    # at a time, each buffering at most `backfill_buffer_pages` pages.
+    # Catch-up when far behind: `max_window` windows read `backfill_concurrency` at a
+    # time, each buffering at most `backfill_buffer_pages` pages.
     backfill_concurrency: int = Field(default=4, ge=1, le=32)
     backfill_buffer_pages: int = Field(default=2, ge=1, le=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _schedule_or_settle_window(cls, data: object) -> object:
+        """Fill in whichever of settle_window and rescan_schedule is not given."""
+        if not isinstance(data, dict):
+            return data
+        schedule = data.get("rescan_schedule")
+        settle = data.get("settle_window")
+        if schedule is None and settle is not None:
+            try:
+                seconds = parse_duration(settle)
+            except ValueError:
+                return data  # reported on the field
+            steps = [step for step in GOOGLE_RESCAN_STEPS if step < seconds]
+            return {**data, "rescan_schedule": [*steps, settle]}
+        if settle is None and isinstance(schedule, list) and schedule:
+            return {**data, "settle_window": schedule[-1]}
+        return data
 
     @model_validator(mode="after")
     def _windows(self) -> GoogleCalendarSourceConfig:
@@ -107,6 +142,16 @@ class GoogleCalendarSourceConfig(UntrustedApiLimits):
             )
         if self.max_window < 60:
             raise ValueError("max_window must be at least 60s")
+        steps = self.rescan_schedule
+        if any(later <= earlier for earlier, later in pairwise(steps)):
+            raise ValueError("rescan_schedule must be strictly increasing")
+        if steps[0] < 10 or steps[0] <= self.end_margin:
+            raise ValueError("rescan_schedule steps must be at least 10s (and over end_margin)")
+        if steps[-1] != self.settle_window:
+            raise ValueError(
+                f"the last step of rescan_schedule ({steps[-1]:g}s) must equal settle_window "
+                f"({self.settle_window:g}s): give one of them, or both equal"
+            )
         return self
 
 

@@ -185,6 +185,59 @@ class _SourceConcurrency(Collector):
             yield family
 
 
+class SourceScheduleState(Protocol):
+    """What the metrics read of a source's request budget and head (read at each scrape)."""
+
+    def request_budget_per_minute(self) -> float:
+        """The configured budget of API requests per minute."""
+        ...
+
+    def request_budget_used_ratio(self) -> float:
+        """API requests sent in the last minute over the budget."""
+        ...
+
+    def head_lag_seconds(self) -> float:
+        """Now minus the end of the head's last completed read."""
+        ...
+
+
+# (name, help, reading) of each per-source schedule gauge.
+_SOURCE_SCHEDULE: tuple[tuple[str, str, Callable[[SourceScheduleState], float]], ...] = (
+    (
+        "forwarder_source_request_budget_per_minute",
+        "API requests a source may send per minute (max_requests_per_minute).",
+        lambda state: state.request_budget_per_minute(),
+    ),
+    (
+        "forwarder_source_request_budget_used_ratio",
+        "API requests a source sent in the last minute over its budget (1: the budget is "
+        "spent and requests wait).",
+        lambda state: state.request_budget_used_ratio(),
+    ),
+    (
+        "forwarder_source_head_lag_seconds",
+        "Now minus the end of the source's last completed read of the newest data (its "
+        "freshness; the cursor shows the settle position instead).",
+        lambda state: state.head_lag_seconds(),
+    ),
+)
+
+
+class _SourceSchedule(Collector):
+    """A source's request budget and head lag, computed when scraped."""
+
+    def __init__(self, watched: dict[str, SourceScheduleState]) -> None:
+        self._watched = watched
+
+    def collect(self) -> Iterator[Metric]:
+        watched = sorted(self._watched.items())
+        for name, documentation, reading in _SOURCE_SCHEDULE:
+            family = GaugeMetricFamily(name, documentation, labels=["source"])
+            for source, state in watched:
+                family.add_metric([source], reading(state))
+            yield family
+
+
 class Metrics:
     """Every metric the daemon exports."""
 
@@ -262,6 +315,35 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.source_requests = Counter(
+            "forwarder_source_requests",
+            "API list requests a source sent (each attempt), by purpose: head (the newest "
+            "data), rescan (an older slice read again for late events), backfill (catch-up "
+            "windows read concurrently). Token requests are not counted.",
+            ["source", "purpose"],
+            registry=r,
+        )
+        self.rereads = Counter(
+            "forwarder_source_rereads",
+            "Records read again by a re-scan and skipped as known before being normalized.",
+            ["source"],
+            registry=r,
+        )
+        self.late_events_by_step = Counter(
+            "forwarder_source_late_events_by_step",
+            "Late events first seen by the re-scan at each step of the schedule (step: its "
+            "age in seconds).",
+            ["source", "step"],
+            registry=r,
+        )
+        self.newest_event_timestamp = Gauge(
+            "forwarder_source_newest_event_timestamp_seconds",
+            "Event time of the newest event a source handed on (0: none yet).",
+            ["source"],
+            registry=r,
+        )
+        self._scheduled_sources: dict[str, SourceScheduleState] = {}
+        r.register(_SourceSchedule(self._scheduled_sources))
         self.poll_duration = Histogram(
             "forwarder_source_poll_duration_seconds",
             "Duration of one complete polling cycle.",
@@ -402,6 +484,10 @@ class Metrics:
     def watch_source(self, source: str, gate: RequestGateState, backfill: BackfillState) -> None:
         """Export ``source``'s request gate and backfill counters (read at each scrape)."""
         self._watched_sources[source] = (gate, backfill)
+
+    def watch_schedule(self, source: str, state: SourceScheduleState) -> None:
+        """Export ``source``'s request budget and head lag (read at each scrape)."""
+        self._scheduled_sources[source] = state
 
     def set_cursor_time(self, source: str, cursor_time: float) -> None:
         self._cursor_times[source] = cursor_time

@@ -8,12 +8,14 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from google_harness import activity_keys
 from hostile import rewrite_json
 from runner_harness import SourcePipeline
 from source_harness import HOUR, T0, drain, event_ids, google_truth, sample
 
 from forwarder.schema.ids import calendly_event_key, google_event_key
 from forwarder.sources.google import calendar as google_calendar
+from forwarder.sources.google.keys import activity_key
 from forwarder.timeutil import parse_rfc3339
 
 YEAR_9999 = parse_rfc3339("9999-12-31T00:00:00Z")
@@ -163,13 +165,13 @@ async def test_google_one_poll_plans_a_bounded_number_of_windows(
     source = make_source()
     source.restore(None)
     delivered: list[str] = []
-    watermarks = []
+    heads = []
     for _ in range(6):
         delivered += event_ids(await drain(source))
-        watermarks.append(source.watermark)
+        heads.append(source.head)
     # 12 one-hour windows, three per poll.
-    assert watermarks[0] == pytest.approx(T0 - 9 * HOUR)
-    assert watermarks[3] == pytest.approx(T0 - 5)
+    assert heads[0] == pytest.approx(T0 - 9 * HOUR)
+    assert heads[3] == pytest.approx(T0 - 5)
     assert Counter(delivered) == google_truth(simulator, T0 - 5)
 
 
@@ -177,7 +179,7 @@ async def test_google_activity_dated_9999_is_delivered_flagged_and_moves_nothing
     google, hostile, clock, metrics
 ) -> None:
     """A hostile API slips an activity dated 9999 into every page: delivered once,
-    flagged, kept in `seen` (without growing it per poll), watermark at the API's now."""
+    flagged, kept in `seen` (without growing it per poll), head at the API's now."""
     simulator, make_source = await google({"start": T0 - 2 * HOUR, "rate_per_minute": 0.1})
     proxy = await hostile(simulator.url)
     template = simulator.truth()[-1]["activity"]
@@ -196,17 +198,15 @@ async def test_google_activity_dated_9999_is_delivered_flagged_and_moves_nothing
     delivered: list[str] = []
     for _ in range(5):
         delivered += event_ids(await drain(source))
-        assert source.watermark <= clock.now()
+        assert source.head <= clock.now()
         assert source.final_before <= clock.now()
-        # `seen` holds the ids a window can still return: the settle window's, and the
-        # future ones (once each, however many polls returned them).
-        recent = {
-            google_event_key(a["id"]["time"], a["id"]["uniqueQualifier"], index)
-            for record in simulator.truth(clock.now() - 5)
-            if parse_rfc3339((a := record["activity"])["id"]["time"]) >= source.window_start
-            for index in range(len(a["events"]))
-        }
-        assert set(source.seen) == recent | set(future_ids)
+        # `seen` holds the keys a window can still return: the settle window's (give or
+        # take the minute keys expire by), and the future one (once, however many polls
+        # returned it).
+        recent = activity_keys(simulator, source.final_before, clock.now() - 5)
+        assert recent | {activity_key(future)} <= set(source.seen)
+        older = activity_keys(simulator, source.final_before - 60, clock.now() - 5)
+        assert set(source.seen) <= older | {activity_key(future)}
         clock.advance(600)
     expected = google_truth(simulator, clock.now() - 600 - 5) + Counter(future_ids)
     assert Counter(delivered) == expected

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 from source_harness import HOUR, T0, drain, event_ids
+from state_harness import CommittedState
 
 from forwarder.schema.ids import google_event_key
 from forwarder.sources.base import CredentialsError, MalformedResponseError
@@ -32,10 +33,10 @@ async def test_catch_up_reads_every_event_once_in_windows(google, clock) -> None
     assert len(truth) > 1000
     assert Counter(ids) == Counter(truth)
     # Catch-up moved in windows of at most max_window (1h): at least six commits.
-    watermarks = [b.checkpoint["watermark"] for b in batches]
-    assert len(set(watermarks)) >= 6
-    assert watermarks == sorted(watermarks)
-    assert source.watermark == pytest.approx(T0 - 5)
+    heads = [b.checkpoint.cursor["head"] for b in batches]
+    assert len(set(heads)) >= 6
+    assert heads == sorted(heads)
+    assert source.head == pytest.approx(T0 - 5)
     # Each batch is handed on oldest first.
     for batch in batches:
         times = [event.timestamp for event in batch.events]
@@ -68,17 +69,16 @@ async def test_an_event_90_minutes_late_is_forwarded_exactly_once(google, clock,
     source = make_source()
     source.restore(None)
     delivered: list[str] = []
-    checkpoint = None
+    store = CommittedState()
     # Poll every 10 simulated minutes for 4 hours; restart from the committed checkpoint
     # (a new source object) every fourth poll, as a daemon restart would.
     for step in range(24):
         if step % 4 == 3:
             source = make_source()
-            source.restore(checkpoint)
+            source.restore(store.state())
         batches = await drain(source)
         delivered += event_ids(batches)
-        if batches:
-            checkpoint = batches[-1].checkpoint
+        store.commit_batches(batches)
         if step == 8:
             assert late_id not in delivered, "visible only 90 minutes after its time"
         clock.advance(600)
@@ -101,11 +101,13 @@ async def test_seen_ids_stay_bounded_to_the_settle_window(google, clock) -> None
     for _ in range(12):
         await drain(source)
         clock.advance(1800)
-    horizon = source.window_start
+    horizon = source.final_before
     assert source.final_before <= clock.now() - 3 * HOUR
-    assert all(when >= horizon for when in source.seen.values())
-    # Ten events a minute over a ~3h settle window: about 1,800 ids, not the whole history.
-    assert len(source.seen) < 3.6 * 60 * 10 * 1.3
+    # Keys go a whole expiry bucket (a minute) at a time.
+    assert all(when >= horizon - 60 for when in source.seen.values())
+    # Ten activities a minute over a ~3h settle window (plus the last step's slice, up to
+    # 9 min, and one poll): about 2,000 keys, not the whole history.
+    assert len(source.seen) < 3.5 * 60 * 10 * 1.3
 
 
 async def test_token_is_cached_and_refreshed_before_expiry(google, clock) -> None:

@@ -65,6 +65,11 @@ def main() -> int:
     results["rss"] = run("rss.py", "--events", "100000" if quick else "1000000")
     if (BENCH / "backfill.py").exists():
         results["backfill"] = run("backfill.py", *(["--quick"] if quick else []))
+    # 1 and 10 events/s here (100 events/s takes a while: run google_scale.py alone).
+    scale = (
+        ["--rates", "1", "--warmup", "10m", "--measure", "10m"] if quick else ["--rates", "1", "10"]
+    )
+    results["google_scale"] = run("google_scale.py", *scale)
     target = BENCH / ("results-quick.json" if quick else "results.json")
     target.write_text(json.dumps(results, indent=2) + "\n")
     print(f"\nwrote {target}")

@@ -12,6 +12,10 @@ Routes that mirror the real services:
 Activities become visible ``lag`` seconds after their ``id.time`` (Calendar audit data
 shows up late, sometimes hours late): an activity is served only once the injected
 clock reaches its ``visible_at``. ``/_sim/`` routes are test helpers, not part of the API.
+
+The log is a compact index sorted by activity key (:mod:`~forwarder.simulators.google_log`):
+a page costs its own records, whatever the window's length, and activity bodies are built
+from the seed when served, so hours of a busy domain (100 activities/s) fit in memory.
 """
 
 from __future__ import annotations
@@ -19,8 +23,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import random
-from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +34,12 @@ from aiohttp import web
 
 from forwarder.clock import Clock
 from forwarder.simulators.faults import TRANSPORT_FAULTS, FaultKind, FaultPlan, spoil_body
-from forwarder.simulators.google_auth import ServiceAccount, TokenError, TokenService
+from forwarder.simulators.google_auth import (
+    GOOGLE_TOKEN_AUDIENCE,
+    ServiceAccount,
+    TokenError,
+    TokenService,
+)
 from forwarder.simulators.google_data import (
     GoogleUser,
     LagModel,
@@ -45,6 +55,7 @@ from forwarder.simulators.google_errors import (
     quota_exceeded,
     too_many_requests,
 )
+from forwarder.simulators.google_log import ActivityLog, Key, ListingStats, LogRecord
 from forwarder.simulators.google_query import ActivityQuery, parse_activity_query
 from forwarder.simulators.httputil import (
     bearer_token,
@@ -59,7 +70,7 @@ from forwarder.simulators.pagetoken import PageTokenCodec, PageTokenError
 from forwarder.simulators.ratelimit import FixedWindowLimiter
 from forwarder.simulators.sim_routes import add_sim_routes
 from forwarder.simulators.stats import RequestStats
-from forwarder.simulators.timeline import Timeline, format_micros, to_micros
+from forwarder.simulators.timeline import Arrivals, format_micros, to_micros
 
 ACTIVITIES_ROUTE = "/admin/reports/v1/activity/users/{userKey}/applications/{applicationName}"
 TOKEN_ROUTE = "/token"
@@ -87,6 +98,9 @@ class GoogleConfig:
     max_lag: float = 0.0
     late_fraction: float = 0.0
     late_lag: float = 5400.0
+    late_min_lag: float | None = None
+    """Set: late activities lag uniformly in ``[late_min_lag, late_lag]``, not exactly
+    ``late_lag``."""
     tie_fraction: float = 0.05
     project_id: str = "forwarder-sim"
     latency_seconds: float = 0.0
@@ -94,20 +108,6 @@ class GoogleConfig:
     date_offset: float = 0.0
     """Seconds added to the ``Date`` header only: a server whose clock is wrong while its
     data are right (0: the real contract)."""
-
-
-@dataclass(slots=True)
-class _Row:
-    time_us: int
-    """``id.time`` in microseconds (always a whole millisecond)."""
-    unique_qualifier: int
-    visible_at: float
-    activity: dict[str, Any]
-
-    @property
-    def order_key(self) -> tuple[int, int]:
-        """Newest first, then by ``uniqueQualifier`` descending (deterministic ties)."""
-        return (-self.time_us, -self.unique_qualifier)
 
 
 def _break_activity(activity: dict[str, Any]) -> dict[str, Any]:
@@ -145,18 +145,28 @@ class GoogleReportsSimulator:
         self.faults = FaultPlan(set(FaultKind))
         self.stats = RequestStats()
         self._seed = f"{config.seed}:google"
-        self._timeline = Timeline(
-            seed=self._seed,
-            start_us=to_micros(config.start),
-            rate_per_minute=config.rate_per_minute,
-            end_us=None if config.end is None else to_micros(config.end),
-            tie_fraction=config.tie_fraction,
+        self._lag = LagModel(
+            config.min_lag,
+            config.max_lag,
+            config.late_fraction,
+            config.late_lag,
+            config.late_min_lag,
         )
-        self._lag = LagModel(config.min_lag, config.max_lag, config.late_fraction, config.late_lag)
         self._users: tuple[GoogleUser, ...] = build_google_users(self._seed, config.domain)
-        self._rows: list[_Row] = []
-        self._row_times: list[int] = []
-        self._injected: list[_Row] = []
+        self.listing = ListingStats()
+        """Records looked at, served and built by listings (tests, benchmarks)."""
+        self._log = ActivityLog(
+            Arrivals(
+                seed=self._seed,
+                start_us=to_micros(config.start),
+                rate_per_minute=config.rate_per_minute,
+                end_us=None if config.end is None else to_micros(config.end),
+                tie_fraction=config.tie_fraction,
+            ),
+            self._identity,
+            self.listing,
+        )
+        self._injected_count = 0
         self._quota = FixedWindowLimiter(config.quota_per_minute, clock)
         secret = hashlib.sha256(f"{self._seed}:page-token".encode()).digest()
         self._page_tokens = PageTokenCodec(secret)
@@ -164,7 +174,8 @@ class GoogleReportsSimulator:
     # -- credentials --------------------------------------------------------------------
 
     def write_service_account_key(self, path: Path, token_uri: str) -> Path:
-        """Write the service-account key file; assertions must then use ``aud=token_uri``."""
+        """Write the service-account key file; assertions may then use ``aud=token_uri``
+        (or Google's own token audience, as always)."""
         self.token_uri = token_uri
         return self.account.write_key_file(path, token_uri)
 
@@ -175,41 +186,26 @@ class GoogleReportsSimulator:
         """The customer's users (actors of the activities)."""
         return self._users
 
-    def _make_row(self, time_us: int, lag: float, activity: dict[str, Any]) -> _Row:
-        return _Row(
-            time_us=time_us,
-            unique_qualifier=int(activity["id"]["uniqueQualifier"]),
-            visible_at=time_us / 1e6 + lag,
-            activity=activity,
+    def _identity(self, index: int) -> tuple[int, float]:
+        """Generated activity ``index``'s ``uniqueQualifier`` (the first draw of its own
+        generator, as :func:`build_activity` makes it) and reporting lag."""
+        qualifier = random.Random(f"{self._seed}:activity:{index}").getrandbits(64) - 2**63
+        return qualifier, self._lag.lag(random.Random(f"{self._seed}:lag:{index}"))
+
+    def _activity(self, record: LogRecord) -> dict[str, Any]:
+        """The body of ``record``: a copy of an injected one, or built from the seed (a
+        pure function of the seed, the activity's number and its time)."""
+        if record.activity is not None:
+            return _copy(record.activity)
+        self.listing.bodies_built += 1
+        return build_activity(
+            random.Random(f"{self._seed}:activity:{record.index}"),
+            time_ms=record.time_us // 1000,
+            time_text=format_micros(record.time_us, 3),
+            customer_id=self.config.customer_id,
+            domain=self.config.domain,
+            users=self._users,
         )
-
-    def _generate_until(self, until_us: int) -> None:
-        self._timeline.extend_to(until_us)
-        for index in range(len(self._rows), self._timeline.generated):
-            # Google reports milliseconds; several activities can share one.
-            time_us = self._timeline.time_of(index) // 1000 * 1000
-            activity = build_activity(
-                random.Random(f"{self._seed}:activity:{index}"),
-                time_ms=time_us // 1000,
-                time_text=format_micros(time_us, 3),
-                customer_id=self.config.customer_id,
-                domain=self.config.domain,
-                users=self._users,
-            )
-            lag = self._lag.lag(random.Random(f"{self._seed}:lag:{index}"))
-            self._rows.append(self._make_row(time_us, lag, activity))
-            self._row_times.append(time_us)
-
-    def _rows_between(self, start_us: int | None, end_us: int) -> list[_Row]:
-        """Rows with ``start_us <= time < end_us`` (visible or not)."""
-        self._generate_until(end_us - 1)
-        low = 0 if start_us is None else bisect_left(self._row_times, start_us)
-        rows = self._rows[low : bisect_left(self._row_times, end_us)]
-        return rows + [
-            row
-            for row in self._injected
-            if (start_us is None or row.time_us >= start_us) and row.time_us < end_us
-        ]
 
     def add_activity(
         self,
@@ -234,7 +230,7 @@ class GoogleReportsSimulator:
         """
         time_us = to_micros(time) // 1000 * 1000
         activity = build_activity(
-            random.Random(f"{self._seed}:injected:{len(self._injected)}"),
+            random.Random(f"{self._seed}:injected:{self._injected_count}"),
             time_ms=time_us // 1000,
             time_text=format_micros(time_us, 3),
             customer_id=self.config.customer_id,
@@ -253,7 +249,16 @@ class GoogleReportsSimulator:
         for name in drop_fields:
             if name != "id":
                 activity.pop(name, None)
-        self._injected.append(self._make_row(time_us, visible_after_seconds, activity))
+        self._injected_count += 1
+        self._log.add(
+            LogRecord(
+                time_us=time_us,
+                unique_qualifier=int(activity["id"]["uniqueQualifier"]),
+                visible_at=time_us / 1e6 + visible_after_seconds,
+                index=-1,
+                activity=activity,
+            )
+        )
         return _copy(activity)
 
     def truth(
@@ -264,19 +269,24 @@ class GoogleReportsSimulator:
         Each record is ``{"activity", "visible_at" (RFC 3339), "visible_at_unix"}``;
         ``visible_only`` keeps those already visible at the clock's now.
         """
+        return list(self.truth_records(until, visible_only=visible_only))
+
+    def truth_records(
+        self, until: float | None = None, *, visible_only: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        """:meth:`truth` one record at a time, each body built as it is reached (a busy
+        log's truth does not fit in one list)."""
         now = self.clock.now()
         until_us = to_micros(now if until is None else until)
-        rows = sorted(self._rows_between(None, until_us + 1), key=lambda r: r.order_key)
-        rows.reverse()
-        return [
-            {
-                "activity": _copy(row.activity),
-                "visible_at": format_micros(to_micros(row.visible_at), 3),
-                "visible_at_unix": row.visible_at,
+        self._log.sync(now, until_us)
+        for record in self._log.oldest_first(until_us + 1):
+            if visible_only and record.visible_at > now:
+                continue
+            yield {
+                "activity": self._activity(record),
+                "visible_at": format_micros(to_micros(record.visible_at), 3),
+                "visible_at_unix": record.visible_at,
             }
-            for row in rows
-            if not visible_only or row.visible_at <= now
-        ]
 
     # -- HTTP ---------------------------------------------------------------------------
 
@@ -295,9 +305,10 @@ class GoogleReportsSimulator:
 
     async def _token(self, request: web.Request) -> web.Response:
         form = {key: str(value) for key, value in (await request.post()).items()}
-        audience = self.token_uri or str(request.url.with_query(None))
+        # Google's own audience whatever URL was called (stock clients sign it), or ours.
+        own = self.token_uri or str(request.url.with_query(None))
         try:
-            body = self.tokens.exchange(form, audience)
+            body = self.tokens.exchange(form, (GOOGLE_TOKEN_AUDIENCE, own))
         except TokenError as exc:
             return json_response(exc.body(), 400)
         return json_response(body, headers={"Cache-Control": "no-store"})
@@ -364,10 +375,12 @@ class GoogleReportsSimulator:
         self.faults.record(fault, **detail)
         return raw_json_response(body)
 
-    def _matches(self, row: _Row, query: ActivityQuery, now: float) -> bool:
-        activity = row.activity
-        if row.visible_at > now:
-            return False
+    @staticmethod
+    def _filtered(query: ActivityQuery) -> bool:
+        return bool(query.user_key != "all" or query.event_name or query.actor_ip or query.filters)
+
+    @staticmethod
+    def _matches(activity: dict[str, Any], query: ActivityQuery) -> bool:
         if query.user_key != "all":
             actor = activity.get("actor", {})
             if query.user_key not in (actor.get("email"), actor.get("profileId")):
@@ -380,7 +393,7 @@ class GoogleReportsSimulator:
             return False
         return all(item.matches(activity) for item in query.filters)
 
-    def _cursor(self, query: ActivityQuery, query_hash: str) -> tuple[int, int] | None:
+    def _cursor(self, query: ActivityQuery, query_hash: str) -> Key | None:
         if query.page_token is None:
             return None
         try:
@@ -390,26 +403,38 @@ class GoogleReportsSimulator:
         key = payload.get("k")
         if not (isinstance(key, list) and len(key) == 2 and all(type(v) is int for v in key)):
             raise invalid_parameter("pageToken", "Invalid pageToken")
-        return (-key[0], -key[1])
+        return (key[0], key[1])
 
     def _page(self, query: ActivityQuery) -> dict[str, Any]:
         query_hash = PageTokenCodec.query_hash(query.identity)
         cursor = self._cursor(query, query_hash)
         now = self.clock.now()
-        rows = [
-            row
-            for row in self._rows_between(query.start_us, query.end_us)
-            if self._matches(row, query, now)
-        ]
-        rows.sort(key=lambda row: row.order_key)
-        start = 0 if cursor is None else bisect_right(rows, cursor, key=lambda r: r.order_key)
-        page = rows[start : start + query.max_results]
-        items = [_copy(row.activity) for row in page]
+        self._log.sync(now, query.end_us - 1)
+        records = self._log.newest_first(query.start_us, query.end_us, cursor, now)
+        # One more than the page: whether it exists says if a next page follows.
+        wanted = query.max_results + 1
+        found: list[tuple[LogRecord, dict[str, Any] | None]]
+        if self._filtered(query):
+            # Filters read the body: a filtered page costs what it scans (the real API
+            # counts filtered queries against a quota of their own).
+            found = []
+            for record in records:
+                activity = self._activity(record)
+                if self._matches(activity, query):
+                    found.append((record, activity))
+                    if len(found) == wanted:
+                        break
+        else:
+            found = [(record, None) for record in islice(records, wanted)]
+        page = found[: query.max_results]
+        items = [self._activity(r) if a is None else a for r, a in page]
+        self.listing.pages += 1
+        self.listing.items_served += len(items)
         payload: dict[str, Any] = {"kind": ACTIVITIES_KIND, "etag": self._etag(items)}
         if items:
             payload["items"] = items
-        if page and start + len(page) < len(rows):
-            last = page[-1]
+        if len(found) > len(page):
+            last = page[-1][0]
             payload["nextPageToken"] = self._page_tokens.encode(
                 query_hash, {"k": [last.time_us, last.unique_qualifier]}
             )

@@ -5,11 +5,17 @@ writes it in Google's service-account JSON format, with ``token_uri`` pointing a
 simulator. ``POST /token`` checks the assertion the way Google does for domain-wide
 delegation: RS256 signature by that key (``kid`` = ``private_key_id``), ``iss``, ``aud``,
 the Reports scope, ``sub`` = the delegated admin, and a short-lived ``iat``/``exp``.
+
+``aud`` may be :data:`GOOGLE_TOKEN_AUDIENCE`, which Google requires whatever URL the
+request goes to (so every stock Google client signs it, e.g. ``google-auth`` whatever
+``token_uri`` its key file holds), or the simulator's own token URL (the key file's
+``token_uri``); any other audience is refused.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +31,7 @@ from forwarder.clock import Clock
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 REPORTS_SCOPE = "https://www.googleapis.com/auth/admin.reports.audit.readonly"
+GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
 MAX_ASSERTION_LIFETIME = 3600
 CLOCK_SKEW = 300
 
@@ -129,14 +136,16 @@ class TokenService:
     token_lifetime: int = 3599
     _tokens: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
-    def exchange(self, form: dict[str, str], expected_audience: str) -> dict[str, Any]:
-        """Handle a token request's form; return the success body or raise TokenError."""
+    def exchange(self, form: dict[str, str], audiences: Collection[str]) -> dict[str, Any]:
+        """Handle a token request's form; return the success body or raise TokenError.
+
+        ``audiences``: the ``aud`` values accepted (Google's and the endpoint's own)."""
         if form.get("grant_type") != JWT_BEARER_GRANT:
             raise TokenError("unsupported_grant_type", "Invalid grant_type.")
         assertion = form.get("assertion")
         if not assertion:
             raise TokenError("invalid_request", "Missing required parameter: assertion")
-        claims = self._verify(assertion, expected_audience)
+        claims = self._verify(assertion, audiences)
         scopes = str(claims.get("scope", "")).split()
         if REPORTS_SCOPE not in scopes:
             raise TokenError("invalid_scope", "Invalid OAuth scope or ID token audience provided.")
@@ -150,7 +159,7 @@ class TokenService:
         self._tokens[token] = self.clock.now() + self.token_lifetime
         return {"access_token": token, "expires_in": self.token_lifetime, "token_type": "Bearer"}
 
-    def _verify(self, assertion: str, expected_audience: str) -> dict[str, Any]:
+    def _verify(self, assertion: str, audiences: Collection[str]) -> dict[str, Any]:
         try:
             header = jwt.get_unverified_header(assertion)
         except jwt.PyJWTError:
@@ -177,7 +186,8 @@ class TokenService:
             raise TokenError("invalid_grant", "Invalid JWT: malformed assertion.") from None
         if claims.get("iss") != self.account.client_email:
             raise TokenError("invalid_grant", "Invalid JWT: the issuer is not the key's account.")
-        if claims.get("aud") != expected_audience:
+        audience = claims.get("aud")
+        if not isinstance(audience, str) or audience not in audiences:
             raise TokenError("invalid_grant", "Invalid JWT: Failed audience check.")
         iat, exp = claims.get("iat"), claims.get("exp")
         now = self.clock.now()

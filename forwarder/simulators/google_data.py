@@ -13,6 +13,7 @@ import base64
 import ipaddress
 import random
 import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,42 +124,51 @@ class _Context:
         return self.rng.choice(self.users).email
 
 
+def _choice(options: tuple[str, ...]) -> Callable[[_Context], str]:
+    return lambda ctx: ctx.rng.choice(options)
+
+
+def _constant(value: str) -> Callable[[_Context], str]:
+    return lambda ctx: value
+
+
+# How each string parameter gets its value. Built once: a page of a thousand activities
+# builds some ten thousand parameters, and the draws (so the data) stay what they were.
+_STRING_VALUES: dict[str, Callable[[_Context], str]] = {
+    "api_kind": _choice(API_KINDS),
+    "access_level": _choice(ACCESS_LEVELS),
+    "calendar_id": lambda ctx: ctx.actor.email,
+    "organizer_calendar_id": lambda ctx: ctx.actor.email,
+    "event_id": lambda ctx: ctx.event_id,
+    "event_title": lambda ctx: ctx.title,
+    "old_event_title": lambda ctx: ctx.rng.choice(EVENT_TITLES) + " (draft)",
+    "appointment_schedule_title": _choice(("Office hours", "Support booking")),
+    "user_agent": _choice(USER_AGENTS),
+    "recipient_email": _Context.other_email,
+    "event_guest": _Context.other_email,
+    "grantee_email": _Context.other_email,
+    "subscriber_calendar_id": _Context.other_email,
+    "notification_message_id": lambda ctx: _random_id(ctx.rng, 32) + "@google.com",
+    "notification_method": _choice(("email", "alert", "default")),
+    "notification_type": _choice(
+        ("calendar_event_reminder", "new_event", "changed_event", "canceled_event")
+    ),
+    "event_response_status": _choice(("accepted", "declined", "tentative", "needsAction")),
+    "recurring": _choice(("true", "false")),
+    "client_side_encrypted": _choice(("false", "false", "true")),
+    "interop_error_code": _choice(INTEROP_ERRORS),
+    "remote_ews_url": _constant(PARTNER_EWS_URL),
+    "calendar_country": _choice(("FR", "US", "DE", "JP")),
+    "calendar_timezone": _choice(("Europe/Paris", "America/New_York", "UTC")),
+    "calendar_title": _choice(("Team", "On-call", "Holidays")),
+    "calendar_description": _constant("Shared team calendar"),
+    "calendar_location": _choice(("Paris", "New York", "Remote")),
+}
+
+
 def _string_value(name: str, ctx: _Context) -> str:
-    rng = ctx.rng
-    values: dict[str, Any] = {
-        "api_kind": lambda: rng.choice(API_KINDS),
-        "access_level": lambda: rng.choice(ACCESS_LEVELS),
-        "calendar_id": lambda: ctx.actor.email,
-        "organizer_calendar_id": lambda: ctx.actor.email,
-        "event_id": lambda: ctx.event_id,
-        "event_title": lambda: ctx.title,
-        "old_event_title": lambda: rng.choice(EVENT_TITLES) + " (draft)",
-        "appointment_schedule_title": lambda: rng.choice(("Office hours", "Support booking")),
-        "user_agent": lambda: rng.choice(USER_AGENTS),
-        "recipient_email": ctx.other_email,
-        "event_guest": ctx.other_email,
-        "grantee_email": ctx.other_email,
-        "subscriber_calendar_id": ctx.other_email,
-        "notification_message_id": lambda: _random_id(rng, 32) + "@google.com",
-        "notification_method": lambda: rng.choice(("email", "alert", "default")),
-        "notification_type": lambda: rng.choice(
-            ("calendar_event_reminder", "new_event", "changed_event", "canceled_event")
-        ),
-        "event_response_status": lambda: rng.choice(
-            ("accepted", "declined", "tentative", "needsAction")
-        ),
-        "recurring": lambda: rng.choice(("true", "false")),
-        "client_side_encrypted": lambda: rng.choice(("false", "false", "true")),
-        "interop_error_code": lambda: rng.choice(INTEROP_ERRORS),
-        "remote_ews_url": lambda: PARTNER_EWS_URL,
-        "calendar_country": lambda: rng.choice(("FR", "US", "DE", "JP")),
-        "calendar_timezone": lambda: rng.choice(("Europe/Paris", "America/New_York", "UTC")),
-        "calendar_title": lambda: rng.choice(("Team", "On-call", "Holidays")),
-        "calendar_description": lambda: "Shared team calendar",
-        "calendar_location": lambda: rng.choice(("Paris", "New York", "Remote")),
-    }
-    make = values.get(name)
-    return make() if make else f"{name}-{_random_id(rng, 8)}"
+    make = _STRING_VALUES.get(name)
+    return make(ctx) if make else f"{name}-{_random_id(ctx.rng, 8)}"
 
 
 def calendar_seconds(unix: int) -> int:
@@ -291,15 +301,22 @@ class LagModel:
     """How long after it happened an activity becomes visible in the API.
 
     Most activities lag uniformly in ``[min_lag, max_lag]`` seconds; ``late_fraction`` of
-    them lag ``late_lag`` seconds (Calendar audit data can show up hours late).
+    them lag ``late_lag`` seconds (Calendar audit data can show up hours late), or, with
+    ``late_min_lag`` set, uniformly in ``[late_min_lag, late_lag]``.
     """
 
     min_lag: float = 0.0
     max_lag: float = 0.0
     late_fraction: float = 0.0
     late_lag: float = 5400.0
+    late_min_lag: float | None = None
 
     def lag(self, rng: random.Random) -> float:
         late = rng.random() < self.late_fraction
         spread = rng.uniform(self.min_lag, self.max_lag)
-        return self.late_lag if late else spread
+        if not late:
+            return spread
+        if self.late_min_lag is None:
+            return self.late_lag
+        # Drawn last: the lags of a fixed late_lag stay what they were.
+        return rng.uniform(self.late_min_lag, self.late_lag)

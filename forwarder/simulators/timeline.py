@@ -24,8 +24,12 @@ def to_micros(timestamp: float) -> int:
 
 
 @dataclass
-class Timeline:
-    """Lazily generated, append-only arrival times in microseconds.
+class Arrivals:
+    """The arrival times of a dataset, generated one after the other and not kept.
+
+    :class:`Timeline` keeps them in a list; a log that stores its entries its own way
+    (the Google simulator's compact index) takes them from here, so both see the very
+    same times for the same settings.
 
     ``tie_fraction`` of the gaps are zero so several entries share one timestamp now and
     then: the consumers' boundary de-duplication needs that to be exercised.
@@ -36,7 +40,6 @@ class Timeline:
     rate_per_minute: float
     end_us: int | None = None
     tie_fraction: float = 0.05
-    _times: list[int] = field(default_factory=list, init=False, repr=False)
     _rng: random.Random = field(init=False, repr=False)
     _next_us: int | None = field(default=None, init=False, repr=False)
 
@@ -52,12 +55,39 @@ class Timeline:
         mean_us = 60.0 * MICROS / self.rate_per_minute / (1.0 - self.tie_fraction)
         return max(1, int(self._rng.expovariate(1.0 / mean_us)))
 
+    def take_until(self, until_us: int, most: int | None = None) -> list[int]:
+        """The arrivals not taken yet, up to ``until_us`` (and the end), in order; at
+        most ``most`` of them (the rest come with the next call)."""
+        limit = until_us if self.end_us is None else min(until_us, self.end_us)
+        times: list[int] = []
+        while self._next_us is not None and self._next_us <= limit:
+            if most is not None and len(times) >= most:
+                break
+            times.append(self._next_us)
+            self._next_us += self._gap()
+        return times
+
+
+@dataclass
+class Timeline:
+    """Lazily generated, append-only arrival times in microseconds (see :class:`Arrivals`)."""
+
+    seed: str
+    start_us: int
+    rate_per_minute: float
+    end_us: int | None = None
+    tie_fraction: float = 0.05
+    _times: list[int] = field(default_factory=list, init=False, repr=False)
+    _arrivals: Arrivals = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._arrivals = Arrivals(
+            self.seed, self.start_us, self.rate_per_minute, self.end_us, self.tie_fraction
+        )
+
     def extend_to(self, until_us: int) -> int:
         """Generate every arrival up to ``until_us`` (and the end); return how many exist."""
-        limit = until_us if self.end_us is None else min(until_us, self.end_us)
-        while self._next_us is not None and self._next_us <= limit:
-            self._times.append(self._next_us)
-            self._next_us += self._gap()
+        self._times += self._arrivals.take_until(until_us)
         return len(self._times)
 
     def count_until(self, until_us: int) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -282,6 +284,24 @@ async def test_same_seed_same_data(start_google: StartGoogle) -> None:
     assert a["items"] == b["items"]
 
 
+async def test_late_activities_can_lag_over_a_range(start_google: StartGoogle) -> None:
+    api = await start_google(
+        rate_per_minute=60.0, min_lag=5, max_lag=60, late_fraction=0.2, late_min_lag=60,
+        late_lag=10_800,
+    )  # fmt: skip
+    lags = [
+        r["visible_at_unix"] - parse_rfc3339(r["activity"]["id"]["time"]) for r in api.sim.truth()
+    ]
+    late = [lag for lag in lags if lag > 60]
+    assert all(5 <= lag <= 10_800 for lag in lags)
+    assert 0.1 < len(late) / len(lags) < 0.3
+    # Spread over the range, not one value: some caught by a 10 min re-read, some by 3 h.
+    assert min(late) < 600 and max(late) > 9000
+    # The same activities as with a fixed late lag: only when they show up differs.
+    fixed = await start_google(rate_per_minute=60.0, min_lag=5, max_lag=60, late_fraction=0.2)
+    assert truth_activities(fixed) == truth_activities(api)
+
+
 async def test_lag_settings_do_not_change_content(start_google: StartGoogle) -> None:
     quick = await start_google(seed=5)
     slow = await start_google(seed=5, min_lag=10, max_lag=20, late_fraction=0.5)
@@ -306,3 +326,115 @@ async def test_injected_activity_with_extra_events_and_parameters(
     assert params["api_kind"] == {"name": "api_kind", "value": "web"}
     _, body, _ = await api.list({"actorIpAddress": "2001:db8::1"})
     assert body["items"] == [activity]
+
+
+async def pages_with_work(
+    api, params: dict[str, Any], pages: int
+) -> list[tuple[list[tuple[str, str]], int, int]]:
+    """The first ``pages`` pages of a query: (item ids, records touched, bodies built)."""
+    result = []
+    token = None
+    for _ in range(pages):
+        touched, built = api.sim.listing.records_touched, api.sim.listing.bodies_built
+        query = dict(params, **({"pageToken": token} if token else {}))
+        status, body, _ = await api.list(query)
+        assert status == 200, body
+        result.append(
+            (
+                [ident(a) for a in body["items"]],
+                api.sim.listing.records_touched - touched,
+                api.sim.listing.bodies_built - built,
+            )
+        )
+        token = body["nextPageToken"]
+    return result
+
+
+async def test_page_work_does_not_grow_with_the_window(start_google: StartGoogle) -> None:
+    # 8 h of history, 29k activities: a page of the whole history must cost what a page
+    # of its last hour costs (the old simulator re-read the whole window on every page).
+    api = await start_google(start=T0 - 8 * 3600, rate_per_minute=60.0)
+    narrow = {"startTime": format_rfc3339(T0 - 3600), "maxResults": 100}
+    wide = {"startTime": format_rfc3339(T0 - 8 * 3600), "maxResults": 100}
+    narrow_pages = await pages_with_work(api, narrow, 5)
+    wide_pages = await pages_with_work(api, wide, 5)
+    assert [items for items, _, _ in wide_pages] == [items for items, _, _ in narrow_pages]
+    for items, touched, built in narrow_pages + wide_pages:
+        assert len(items) == 100
+        # The page, and one record past it (is there a next page?).
+        assert touched == 101
+        assert built == 100
+
+    # Deep in the wide window too: page 200 of 288 costs the same as the first.
+    truth = sorted(truth_activities(api), key=newest_first)
+    assert len(truth) > 25_000
+    deep = truth[20_000]
+    deep_window = {"endTime": deep["id"]["time"], **wide}
+    deep_pages = await pages_with_work(api, deep_window, 2)
+    older = [ident(a) for a in truth if a["id"]["time"] < deep["id"]["time"]]
+    assert [item for items, _, _ in deep_pages for item in items] == older[:200]
+    assert [(touched, built) for _, touched, built in deep_pages] == [(101, 100)] * 2
+
+
+async def test_page_work_with_hidden_activities_is_the_page_and_what_it_steps_over(
+    start_google: StartGoogle,
+) -> None:
+    # Activities not visible yet are stepped over one by one; they are as many as the
+    # lag model holds back in the page's stretch of time, however long the window.
+    api = await start_google(
+        start=T0 - 6 * 3600,
+        rate_per_minute=60.0,
+        max_lag=120,
+        late_fraction=0.05,
+        late_lag=3 * 3600,
+        late_min_lag=60,
+    )
+    records = api.sim.truth()
+    hidden_times = sorted(
+        parse_rfc3339(r["activity"]["id"]["time"]) for r in records if r["visible_at_unix"] > T0
+    )
+    assert len(hidden_times) > 200
+    pages = {
+        hours: await pages_with_work(
+            api, {"startTime": format_rfc3339(T0 - hours * 3600), "maxResults": 200}, 7
+        )
+        for hours in (1, 6)
+    }
+    assert pages[1] == pages[6]
+    previous_oldest = T0
+    stepped_over_in_all = 0
+    for (items, touched, built), (next_items, _, _) in itertools.pairwise(pages[6]):
+        # The walk goes from below the previous page's last item to the next page's
+        # first (read to know it exists), stepping over the hidden ones in between.
+        oldest, look_ahead = parse_rfc3339(items[-1][0]), parse_rfc3339(next_items[0][0])
+        stepped_over = sum(look_ahead <= t <= previous_oldest for t in hidden_times)
+        stepped_over_in_all += stepped_over
+        assert built == len(items) == 200
+        assert len(items) + 1 <= touched <= len(items) + 1 + stepped_over
+        previous_oldest = oldest
+    assert stepped_over_in_all > 0, "the pages must step over hidden activities"
+
+
+async def test_the_log_holds_an_activity_in_a_few_dozen_bytes(
+    start_google: StartGoogle, clock
+) -> None:
+    # 100 activities/s: 1.26 M in 3.5 h must fit in a simulator far under a gigabyte, so
+    # the log keeps keys in flat arrays and builds bodies when it serves them.
+    api = await start_google(start=T0, rate_per_minute=6000.0)
+    clock.advance(500)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        status, body, _ = await api.list({"maxResults": 10})
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert status == 200 and len(body["items"]) == 10
+    generated = len(api.sim._log)
+    assert generated > 40_000
+    assert (after - before) / generated < 64
+    # Served again, a body is built again from the seed (nothing kept), identically.
+    built = api.sim.listing.bodies_built
+    _, again, _ = await api.list({"maxResults": 10})
+    assert again["items"] == body["items"]
+    assert api.sim.listing.bodies_built == built + 10

@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from sim_harness import ADMIN, T0, StartGoogle, sign_assertion
 
-from forwarder.simulators.google_auth import REPORTS_SCOPE, ServiceAccount
+from forwarder.simulators.google_auth import GOOGLE_TOKEN_AUDIENCE, REPORTS_SCOPE, ServiceAccount
 
 
 async def test_key_file_is_in_googles_format(start_google: StartGoogle, tmp_path) -> None:
@@ -45,6 +45,21 @@ async def test_correct_assertion_gets_a_token(start_google: StartGoogle) -> None
     assert status == 200
 
 
+@pytest.mark.parametrize("audience", ["own", GOOGLE_TOKEN_AUDIENCE])
+async def test_googles_audience_and_the_endpoints_own_are_accepted(
+    start_google: StartGoogle, audience: str
+) -> None:
+    # Stock Google clients sign aud=https://oauth2.googleapis.com/token whatever token_uri
+    # their key file holds (Google requires it); clients that sign the URL they post to
+    # send the simulator's own.
+    api = await start_google()
+    aud = api.token_uri if audience == "own" else audience
+    status, body = await api.token_request(sign_assertion(api.sim.account, token_uri=aud, now=T0))
+    assert status == 200, body
+    status, _, _ = await api.list(token=body["access_token"])
+    assert status == 200
+
+
 async def test_scope_may_be_one_of_several(start_google: StartGoogle) -> None:
     api = await start_google()
     scope = "https://www.googleapis.com/auth/admin.directory.user.readonly " + REPORTS_SCOPE
@@ -61,6 +76,9 @@ async def test_scope_may_be_one_of_several(start_google: StartGoogle) -> None:
         ("wrong_kid", "invalid_grant"),
         ("wrong_iss", "invalid_grant"),
         ("wrong_aud", "invalid_grant"),
+        ("legacy_aud", "invalid_grant"),
+        ("aud_list", "invalid_grant"),
+        ("aud_without_path", "invalid_grant"),
         ("expired", "invalid_grant"),
         ("issued_in_future", "invalid_grant"),
         ("too_long", "invalid_grant"),
@@ -89,7 +107,17 @@ async def test_bad_assertions_are_refused(
         "wrong_kid": lambda: sign_assertion(account, token_uri=uri, now=T0, kid="0" * 40),
         "wrong_iss": lambda: sign_assertion(account, token_uri=uri, now=T0, iss="x@y.z"),
         "wrong_aud": lambda: sign_assertion(
-            account, token_uri="https://oauth2.googleapis.com/token", now=T0
+            account, token_uri="https://oauth2.example.com/token", now=T0
+        ),
+        # Google's old token endpoints, an audience list, and the URL without its path.
+        "legacy_aud": lambda: sign_assertion(
+            account, token_uri="https://www.googleapis.com/oauth2/v4/token", now=T0
+        ),
+        "aud_list": lambda: sign_assertion(
+            account, token_uri=uri, now=T0, aud=[uri, GOOGLE_TOKEN_AUDIENCE]
+        ),
+        "aud_without_path": lambda: sign_assertion(
+            account, token_uri=uri.removesuffix("/token"), now=T0
         ),
         "expired": lambda: sign_assertion(account, token_uri=uri, now=T0 - 7200),
         "issued_in_future": lambda: sign_assertion(account, token_uri=uri, now=T0 + 1800),

@@ -127,6 +127,14 @@ class Daemon:
         lines = self.log.read_bytes().splitlines()
         return [orjson.loads(line) for line in lines if line.startswith(b"{")]
 
+    def wait_started(self, timeout: float = 30) -> None:
+        """Until the daemon logs ``forwarder_started`` (state loaded, pipeline running)."""
+        wait_for(
+            lambda: any(e.get("event") == "forwarder_started" for e in self.log_events()),
+            timeout,
+            f"{self.log.name}: forwarder_started",
+        )
+
 
 def _get_json(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=10) as response:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import shutil
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ from e2e_harness import (
     Daemon,
     Simulators,
     file_ids,
-    finite_simulators,
     free_port,
     wait_for,
     write_config,
@@ -22,14 +20,6 @@ from e2e_harness import (
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def simulators(tmp_path: Path) -> Iterator[Simulators]:
-    """A finite dataset (the last 6 hours, nothing live), no Google lag."""
-    sims = finite_simulators(tmp_path / "sim", seed=7, hours=6, rate=4)
-    yield sims
-    sims.stop()
 
 
 def test_both_sources_delivered_then_restart_resumes_without_loss_or_repeat(

@@ -9,26 +9,17 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-from e2e_harness import Daemon, Simulators, file_ids, finite_simulators, wait_for, write_config
+from e2e_harness import Daemon, Simulators, file_ids, wait_for, write_config
 from legacy_state import legacy_calendly, legacy_google
 
 from forwarder.checkpoint.file import FileCheckpointStore
 from forwarder.schema.ids import calendly_event_key
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def simulators(tmp_path: Path) -> Iterator[Simulators]:
-    """A finite dataset (the last 6 hours, nothing live), no Google lag."""
-    sims = finite_simulators(tmp_path / "sim", seed=11, hours=6, rate=4)
-    yield sims
-    sims.stop()
 
 
 def test_the_first_start_imports_json_checkpoints_and_delivers_only_the_rest(
@@ -77,11 +68,7 @@ def test_the_first_start_imports_json_checkpoints_and_delivers_only_the_rest(
     assert summaries["google_calendar"]["seen_ids"] > 0
 
     second = Daemon(config, tmp_path / "daemon2.log")
-    wait_for(
-        lambda: any(e.get("event") == "forwarder_started" for e in second.log_events()),
-        30,
-        "the second start",
-    )
+    second.wait_started()
     time.sleep(5)  # a few polls (1 s apart) over the imported state
     assert second.terminate() == 0
     assert file_ids(output) == delivered, "the restart re-sent or lost events"

@@ -109,13 +109,7 @@ def test_ten_kills_lose_nothing_in_any_sink(
     rng = random.Random(5)
     for kill in range(KILLS):
         daemon = Daemon(config, tmp_path / f"run{kill}.log")
-        wait_for(
-            lambda daemon=daemon: any(
-                e.get("event") == "forwarder_started" for e in daemon.log_events()
-            ),
-            30,
-            "start",
-        )
+        daemon.wait_started()
         time.sleep(rng.uniform(0.05, 0.8))
         daemon.kill()
     final = Daemon(config, tmp_path / "final.log")
@@ -215,13 +209,7 @@ def test_kill_9_during_state_commits_loses_nothing(
     aimed = 0
     for kill in range(kills):
         daemon = Daemon(config, tmp_path / f"commits{kill}.log")
-        wait_for(
-            lambda daemon=daemon: any(
-                e.get("event") == "forwarder_started" for e in daemon.log_events()
-            ),
-            30,
-            "start",
-        )
+        daemon.wait_started()
         time.sleep(rng.uniform(0.02, 0.4))
         aimed += _kill_as_the_wal_is_written(daemon, wal, within=5)
         _check_state(database)

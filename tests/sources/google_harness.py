@@ -6,21 +6,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from forwarder.schema.ids import google_event_key
+from legacy_state import google_ids as event_keys
+
 from forwarder.sources.google.keys import activity_key
 from forwarder.sources.google.schedule import SLICE_FRACTION
 from forwarder.timeutil import parse_rfc3339
 
 DEFAULT_STEPS = (120.0, 600.0, 2400.0, 10800.0)
-
-
-def event_keys(activity: dict[str, Any]) -> list[str]:
-    """The event ids of one activity."""
-    ident = activity["id"]
-    return [
-        google_event_key(ident["time"], ident["uniqueQualifier"], index)
-        for index in range(len(activity.get("events") or []))
-    ]
 
 
 def caught_by(

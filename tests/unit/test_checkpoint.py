@@ -3,7 +3,6 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
-from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
@@ -69,16 +68,6 @@ async def test_file_is_an_envelope_with_the_source(tmp_path: Path) -> None:
     await store.commit("cal", {"x": 1})
     envelope = orjson.loads((tmp_path / "checkpoints" / "cal.json").read_bytes())
     assert envelope["format"] == 1 and envelope["source"] == "cal" and envelope["state"] == {"x": 1}
-
-
-@pytest.fixture
-def open_umask() -> Iterator[None]:
-    """The loosest umask: modes must not depend on it."""
-    previous = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 def _mode(path: Path) -> int:

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import orjson
 import pytest
+from disk_harness import small_tmpfs
 from http_harness import StubSource, run_pipeline
 
 from forwarder.checkpoint.base import Checkpoint
@@ -117,28 +117,10 @@ def _whole_lines(data: bytes) -> list[int]:
     return [orjson.loads(line)["n"] for line in data.splitlines()]
 
 
-@contextlib.contextmanager
-def _small_tmpfs(directory: Path, size: str) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs to fill up needs root")
-    directory.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(directory)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield directory
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], check=False)
-
-
 async def test_disk_full_mid_batch_is_cut_back_then_retried(tmp_path: Path) -> None:
     """A real ENOSPC: a 256 KiB tmpfs, 216 KiB of it taken, 8 pages of 40 events
     (~11.6 KB each). The 4th page fills the disk half way; the space comes back."""
-    with _small_tmpfs(tmp_path / "fs", "256k") as disk:
+    with small_tmpfs(tmp_path / "fs", "256k") as disk:
         filler = disk / "filler"
         filler.write_bytes(b"\0" * (54 * 4096))
         path = disk / "events.ndjson"

@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 import structlog
+from disk_harness import small_tmpfs
 
 from forwarder.checkpoint.base import Checkpoint, CheckpointCorruptError
 from forwarder.checkpoint.file import FileCheckpointStore
@@ -259,31 +260,13 @@ def test_a_failing_write_is_an_os_error_and_changes_nothing(store: SqliteCheckpo
     assert store.load_sync("cal") == {"cursor": "x", "seen": {"a": 1.0}}
 
 
-@contextlib.contextmanager
-def _small_tmpfs(directory: Path, size: str) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small tmpfs to fill up needs root")
-    directory.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size},mode=0700", "tmpfs", str(directory)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield directory
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], check=False)
-
-
 def test_a_full_disk_fails_the_commit_keeps_the_state_and_the_next_commit_works(
     tmp_path: Path,
 ) -> None:
     """A real ENOSPC in the middle of a commit's transaction: an OSError (the committer
     keeps the checkpoint and retries), the previous state intact, and once there is room
     the same connection commits again."""
-    with _small_tmpfs(tmp_path / "fs", "2m") as disk:
+    with small_tmpfs(tmp_path / "fs", "2m") as disk:
         store = SqliteCheckpointStore(disk / "state")
         store.commit_sync("g", Checkpoint({"w": 1}, {f"{n:032x}": float(n) for n in range(100)}))
         free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
@@ -305,15 +288,6 @@ def test_a_full_disk_fails_the_commit_keeps_the_state_and_the_next_commit_works(
 
 
 # -- state-file safety ----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def open_umask() -> Iterator[None]:
-    previous = os.umask(0)
-    try:
-        yield
-    finally:
-        os.umask(previous)
 
 
 @pytest.mark.usefixtures("open_umask")

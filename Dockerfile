@@ -6,7 +6,7 @@
 # wheelhouse on the host with the project's wheel, its dependencies and the build backend,
 # for the image's Python (3.11, Linux x86_64), then build with the index turned off:
 #
-#   python3.11 -m pip wheel --wheel-dir build/wheelhouse . 'setuptools>=68' wheel
+#   python3.11 -m pip wheel --wheel-dir build/wheelhouse . 'setuptools>=77' wheel
 #   docker build --build-arg PIP_NO_INDEX=1 -t forwarder:0.1.0 .
 #
 # (From another Python or platform: `pip download --only-binary=:all: --python-version 3.11
@@ -83,8 +83,9 @@ USER 10001:10001
 EXPOSE 9108
 
 # The daemon is PID 1 (exec form, no shell in between) and handles SIGTERM and SIGINT
-# itself: stop polling, drain within pipeline.shutdown_grace, commit cursors, exit 0. It
-# starts no child processes, so there is nothing for an init (tini) to reap.
+# itself: stop polling, drain within pipeline.shutdown_grace, commit cursors, exit 0 (4 if
+# the drain could not complete; a second signal stops at once). SIGHUP reopens the file
+# sink's file. It starts no child processes: nothing for an init (tini) to reap.
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['FORWARDER_HEALTH_URL'], timeout=4)"]

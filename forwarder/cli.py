@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import signal
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,11 +19,18 @@ from forwarder import __version__
 
 if TYPE_CHECKING:
     from forwarder.checkpoint.sqlite import SqliteCheckpointStore
+    from forwarder.config.loader import ConfigError
+    from forwarder.config.model import Config
 
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_CONFIG = 2
 EXIT_STATE = 3
+# `run` stopped before its drain completed (grace period over, or a second SIGINT/SIGTERM):
+# what was not acknowledged is sent again on the next start.
+EXIT_NOT_DRAINED = 4
+# `check-config --online`: a source or sink failed its check.
+EXIT_PREFLIGHT = 5
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,47 +42,157 @@ def main(argv: Sequence[str] | None = None) -> int:
     return int(args.handler(args))
 
 
+CONFIG_HELP = (
+    "the YAML config file (every key: config/reference.yaml); relative paths in it are "
+    "relative to the current directory, ${VAR} is read from the environment"
+)
+EXIT_CODES = """exit codes:
+  0  success
+  1  runtime error (a peer or the system failed)
+  2  config error: bad command line, or a config problem (each line names the key)
+  3  state error: the state directory cannot be used (untrusted, unwritable, locked,
+     a corrupt checkpoint)
+  4  run: stopped before the drain completed (re-sent on the next start)
+  5  check-config --online: a source or sink failed its online check"""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="forwarder",
         description="Forward Calendly and Google Calendar audit logs to SIEM sinks.",
+        epilog=EXIT_CODES + "\n\n`forwarder COMMAND --help` describes each command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"forwarder {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = commands.add_parser("run", help="run the daemon")
-    run.add_argument("--config", "-c", type=Path, required=True, help="YAML config file")
+    def command(
+        name: str, summary: str, description: str, epilog: str | None = None
+    ) -> argparse.ArgumentParser:
+        # Wrapped here: the raw formatter keeps the epilogs' line breaks.
+        return commands.add_parser(
+            name,
+            help=summary,
+            description=textwrap.fill(description, 79),
+            epilog=textwrap.fill(epilog, 79) if epilog else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    run = command(
+        "run",
+        "run the daemon",
+        "Run the forwarder: poll every source, deliver to every sink, commit each source's "
+        "cursor once every sink acknowledged. SIGINT/SIGTERM drains and stops (a second "
+        "one stops at once); SIGHUP reopens the output files after a rotation.",
+        "exit codes: 0 stopped after a full drain, 1 runtime error, 2 config error, "
+        "3 state error, 4 stopped before the drain completed",
+    )
+    run.add_argument("--config", "-c", type=Path, required=True, help=CONFIG_HELP)
     run.set_defaults(handler=_run)
 
-    check = commands.add_parser("check-config", help="validate a config file and its secrets")
-    check.add_argument("--config", "-c", type=Path, required=True)
+    check = command(
+        "check-config",
+        "validate a config file, its secrets and state directory (--online: and its peers)",
+        "Validate the config without starting anything or writing any file: every problem "
+        "is printed, one line each, naming its key. Secret files are read, TLS files and "
+        "the Google service-account key are loaded, the state directory and file sinks are "
+        "checked writable. With --online, also obtain the credentials and try each source "
+        "(one page) and sink (connect and a health check) once, printing one line per "
+        "component: ok, or FAILED with what failed and the likely fix.",
+        "exit codes: 0 valid (and, with --online, every component ok), 2 config error, "
+        "3 state error, 5 a component failed its online check",
+    )
+    check.add_argument("--config", "-c", type=Path, required=True, help=CONFIG_HELP)
+    check.add_argument(
+        "--online",
+        action="store_true",
+        help="also contact every source's API and every sink (nothing is delivered)",
+    )
+    check.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=15.0,
+        help="--online: how long each component's check may take (default: 15s)",
+    )
     check.set_defaults(handler=_check_config)
 
-    cursors = commands.add_parser("cursors", help="show or reset the per-source cursors")
-    cursors.add_argument("action", choices=("show", "reset"))
-    cursors.add_argument("--config", "-c", type=Path, required=True)
-    cursors.add_argument("--source", help="source id (reset: required)")
+    cursors = command(
+        "cursors",
+        "show or reset the per-source cursors",
+        "show: print each source's committed cursor as one JSON line (read-only, safe while "
+        "the daemon runs). reset: forget one source's cursor, so that the next run starts "
+        "from its initial_lookback (refused while a daemon holds the state directory).",
+        "exit codes: 0 done, 2 config error or unknown source, 3 state error",
+    )
+    cursors.add_argument("action", choices=("show", "reset"), help="show or reset")
+    cursors.add_argument("--config", "-c", type=Path, required=True, help=CONFIG_HELP)
+    cursors.add_argument(
+        "--source", help="a source id of the config (show: default every source; reset: required)"
+    )
     cursors.set_defaults(handler=_cursors)
 
-    normalize = commands.add_parser(
+    normalize = command(
         "normalize",
-        help="normalize an API response page or NDJSON raw records from stdin to NDJSON",
+        "normalize API responses or raw records from stdin to NDJSON on stdout",
+        "Read from standard input an API response page (Calendly activity_log_entries, "
+        "Google activities.list) or NDJSON raw records, one per line, and write the "
+        "normalized events as NDJSON to standard output. Records that cannot be normalized "
+        "are reported on standard error, one line each, and skipped. Needs no config.",
+        "exit codes: 0 every record normalized, 1 some records skipped (see stderr), "
+        "2 bad command line",
     )
-    normalize.add_argument("--source", required=True, choices=("calendly", "google_calendar"))
-    normalize.add_argument("--format", choices=("ecs", "ocsf", "raw"), default="ecs")
+    normalize.add_argument(
+        "--source",
+        required=True,
+        choices=("calendly", "google_calendar"),
+        help="which API the input comes from",
+    )
+    normalize.add_argument(
+        "--format",
+        choices=("ecs", "ocsf", "raw"),
+        default="ecs",
+        help="output format (default: ecs)",
+    )
     normalize.set_defaults(handler=_normalize)
 
     from forwarder.simulators.server import build_arg_parser
 
-    simulate = commands.add_parser("simulate", help="serve the Calendly and Google API simulators")
+    simulate = command(
+        "simulate",
+        "serve the Calendly and Google API simulators (for demos and tests)",
+        "Serve local simulators of the Calendly Activity Log and Google Reports APIs with a "
+        "generated, seeded history and live events, until SIGINT/SIGTERM. The Google "
+        "service-account key and the Calendly token to use are written to --output-dir. "
+        "Durations accept the config's units (90s, 5m, 6h, 1d).",
+    )
     build_arg_parser(simulate)
     simulate.set_defaults(handler=_simulate)
     return parser
 
 
+def _seconds(value: str) -> float:
+    """A duration as in the config (``15``, ``15s``, ``1m``), above zero."""
+    from forwarder.config.durations import parse_duration
+
+    try:
+        seconds = parse_duration(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0s")
+    return seconds
+
+
 def _fail(code: int, message: str) -> int:
     print(f"forwarder: {message}", file=sys.stderr)
     return code
+
+
+def _config_failure(error: ConfigError) -> int:
+    """Every problem of a config error, one line each (each names its key)."""
+    for line in error.lines():
+        print(f"forwarder: config error: {line}", file=sys.stderr)
+    return EXIT_CONFIG
 
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
@@ -87,30 +206,54 @@ def _run(args: argparse.Namespace) -> int:
     from forwarder.daemon import Daemon, StateError
     from forwarder.observability.logging import configure_logging
 
+    # SIGHUP's default action ends the process; logrotate sends it after every rotation.
+    # Ignored until the loop's handler (reopen the files) takes over, and after it.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         config = _load(args.config)
     except ConfigError as error:
-        return _fail(EXIT_CONFIG, f"config error: {error}")
+        return _config_failure(error)
     redactor = configure_logging(config.log.level, config.log.format)
 
-    async def run() -> None:
+    async def run() -> bool:
         stop = asyncio.Event()
+        abort = asyncio.Event()
+        daemon = Daemon(config, redactor=redactor, config_path=args.config)
         loop = asyncio.get_running_loop()
+
+        def on_stop(signum: signal.Signals) -> None:
+            # The first request drains (within pipeline.shutdown_grace); a second one is
+            # an operator who will not wait: stop at once, committing nothing more.
+            if not stop.is_set():
+                stop.set()
+            elif not abort.is_set():
+                abort.set()
+                daemon.log.warning(
+                    "stopping_now",
+                    signal=signum.name,
+                    note="second stop request: the drain is cut short; what was not "
+                    "acknowledged is sent again on the next start",
+                )
+
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        await Daemon(config, redactor=redactor).run(stop)
+            loop.add_signal_handler(signum, on_stop, signum)
+        loop.add_signal_handler(signal.SIGHUP, daemon.reopen_files)
+        return await daemon.run(stop, abort)
 
     tune_garbage_collector()
 
     try:
-        asyncio.run(run())
+        drained = asyncio.run(run())
     except ConfigError as error:
-        return _fail(EXIT_CONFIG, f"config error: {error}")
+        return _config_failure(error)
     except StateError as error:
         return _fail(EXIT_STATE, f"state error: {error}")
     except OSError as error:
         return _fail(EXIT_RUNTIME, f"cannot start: {error}")
-    return EXIT_OK
+    finally:
+        # Closing the loop put SIGHUP back to its default: still exiting, not by it.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    return EXIT_OK if drained else EXIT_NOT_DRAINED
 
 
 def tune_garbage_collector() -> None:
@@ -124,39 +267,44 @@ def tune_garbage_collector() -> None:
 
 
 def _check_config(args: argparse.Namespace) -> int:
+    """Read-only: nothing is created or changed (the demo's generated secrets included)."""
+    from forwarder.config.insecure import insecure_settings
     from forwarder.config.loader import ConfigError
-    from forwarder.daemon import StateError, build_sink, build_source
-    from forwarder.observability.metrics import Metrics
+    from forwarder.config.verify import verify
 
     try:
         config = _load(args.config)
-        if config.simulators is not None:
-            from forwarder.simulators.embedded import prepare_simulator_files
-
-            prepare_simulator_files(config)
-        metrics = Metrics()
-        from forwarder.clock import SystemClock
-
-        for source_id, source_config in config.sources.items():
-            build_source(source_id, source_config, metrics, SystemClock())
-        for sink_id, sink_config in config.sinks.items():
-            build_sink(sink_id, sink_config, metrics)
     except ConfigError as error:
-        return _fail(EXIT_CONFIG, f"config error: {error}")
-    except StateError as error:
-        return _fail(EXIT_STATE, f"state error: {error}")
-    except OSError as error:
-        # The demo's simulator files under state_dir (a planted link is refused).
-        return _fail(EXIT_STATE, f"state error: {error}")
-    from forwarder.config.insecure import insecure_settings
-
+        return _config_failure(error)
+    found = verify(config)
+    for error in found.config_errors:
+        _config_failure(error)
+    for problem in found.state_problems:
+        _fail(EXIT_STATE, f"state error: {problem}")
+    if found.config_errors:
+        return EXIT_CONFIG
+    if found.state_problems:
+        return EXIT_STATE
     for finding in insecure_settings(config):
         print(f"forwarder: warning: {finding.key}: {finding.message}", file=sys.stderr)
     print(
         f"config OK: {len(config.sources)} source(s) ({', '.join(config.sources)}), "
         f"{len(config.sinks)} sink(s) ({', '.join(config.sinks)})"
     )
-    return EXIT_OK
+    for key in found.generated:
+        print(f"note: {key}: its secret file is generated by the demo simulators at `run`")
+    if not args.online:
+        return EXIT_OK
+    from forwarder.preflight import check_online
+
+    outcomes = asyncio.run(
+        check_online(config, per_check=args.timeout, skip=frozenset(found.generated))
+    )
+    for outcome in outcomes:
+        print(outcome.line())
+    failed = sum(not outcome.ok for outcome in outcomes)
+    print(f"online: {len(outcomes) - failed} of {len(outcomes)} component(s) ok")
+    return EXIT_OK if not failed else EXIT_PREFLIGHT
 
 
 def _cursors(args: argparse.Namespace) -> int:
@@ -168,11 +316,25 @@ def _cursors(args: argparse.Namespace) -> int:
     try:
         config = _load(args.config)
     except ConfigError as error:
-        return _fail(EXIT_CONFIG, f"config error: {error}")
+        return _config_failure(error)
+    if args.source is not None and args.source not in config.sources:
+        return _fail(
+            EXIT_CONFIG,
+            f"no source {args.source!r} in {args.config} (its sources: "
+            f"{', '.join(config.sources)})",
+        )
+    if args.action == "reset" and not args.source:
+        return _fail(
+            EXIT_CONFIG, f"cursors reset needs --source (one of: {', '.join(config.sources)})"
+        )
     try:
         # The daemon's directory checks: never read or remove through an untrusted one. A
-        # bad checkpoint is reported (show) or removed (reset), not refused.
-        prepare_state(config, create=False, files=False)
+        # bad checkpoint is reported (show) or removed (reset), not refused. `show` only
+        # looks (it changes no mode, creates nothing).
+        if args.action == "show":
+            _check_state_trusted(config)
+        else:
+            prepare_state(config, create=False, files=False)
     except StateError as error:
         return _fail(EXIT_STATE, f"state error: {error}")
     store = SqliteCheckpointStore(config.state_dir)
@@ -180,10 +342,6 @@ def _cursors(args: argparse.Namespace) -> int:
         if args.action == "show":
             _show_cursors(store, [args.source] if args.source else list(config.sources))
             return EXIT_OK
-        if not args.source:
-            return _fail(EXIT_CONFIG, "cursors reset needs --source")
-        if args.source not in config.sources:
-            return _fail(EXIT_CONFIG, f"no source {args.source!r} in {args.config}")
         lock = StateDirectoryLock(config.state_dir)
         try:
             lock.acquire()
@@ -207,6 +365,14 @@ def _cursors(args: argparse.Namespace) -> int:
         else f"{args.source} had no cursor"
     )
     return EXIT_OK
+
+
+def _check_state_trusted(config: Config) -> None:
+    """The state directories' trust checks, read-only (raises StateError)."""
+    from forwarder.checkpoint.statedir import CHECKPOINTS, check_trusted_directory
+
+    check_trusted_directory(Path(config.state_dir), "state directory")
+    check_trusted_directory(Path(config.state_dir) / CHECKPOINTS, "checkpoints directory")
 
 
 def _show_cursors(store: SqliteCheckpointStore, source_ids: list[str]) -> None:
@@ -237,9 +403,16 @@ def _normalize(args: argparse.Namespace) -> int:
         args.source, data, ingested=format_rfc3339(time.time()), seal_formats=(args.format,)
     )
     out = sys.stdout.buffer
-    for event in events:
-        out.write(event.encoded(args.format) + b"\n")
-    out.flush()
+    try:
+        for event in events:
+            out.write(event.encoded(args.format) + b"\n")
+        out.flush()
+    except BrokenPipeError:
+        # The reader had enough (`| head`): not an error of ours. Python would fail again
+        # flushing stdout at exit; /dev/null takes what is left in the buffer.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     for record, error in failures:
         excerpt = orjson.dumps(record, default=repr)[:200].decode("utf-8", "replace")
         print(

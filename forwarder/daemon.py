@@ -3,7 +3,9 @@
 Lifecycle: lock the state directory, start the simulators (demo mode), start the sinks,
 read the secrets and the checkpoints, start the operator endpoints, then the sink workers
 and the pollers. On stop: stop polling, let the sinks drain what is queued within the
-grace period (each acknowledgement commits its cursor), close everything.
+grace period (each acknowledgement commits its cursor), close everything. A second stop
+request cuts the drain short. SIGHUP (:meth:`Daemon.reopen_files`) never stops anything:
+it reopens the output files after a rotation.
 """
 
 from __future__ import annotations
@@ -11,12 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from forwarder.backoff import Backoff
 from forwarder.checkpoint.base import CheckpointCorruptError
 from forwarder.checkpoint.sqlite import SqliteCheckpointStore, StateDatabaseCorruptError
-from forwarder.checkpoint.statedir import StateDirectoryLock, StateError, prepare_state
+from forwarder.checkpoint.statedir import (
+    StateDirectoryLock,
+    StateError,
+    check_state_writable,
+    prepare_state,
+)
 from forwarder.clock import Clock, SystemClock
 from forwarder.config.insecure import insecure_settings
 from forwarder.config.loader import collect_secrets, read_json_secret_file, read_secret
@@ -35,13 +43,14 @@ from forwarder.config.model import (
 from forwarder.deadletter.file import FileDeadLetterQueue
 from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
+from forwarder.observability.progress import ProgressReporter, log_resumed, start_progress
 from forwarder.observability.redact import Redactor
 from forwarder.observability.server import OperatorServer
 from forwarder.pipeline.acks import OrderedCommitter
 from forwarder.pipeline.queue import EventBoundedQueue
 from forwarder.pipeline.sink_worker import Delivery, SinkWorker
 from forwarder.pipeline.source_runner import SourceRunner
-from forwarder.sinks.base import Sink
+from forwarder.sinks.base import Reopenable, Sink
 from forwarder.sinks.file import FileSink
 from forwarder.sinks.stdout import StdoutSink
 from forwarder.sources.base import Source
@@ -49,6 +58,10 @@ from forwarder.sources.calendly import CalendlySource
 from forwarder.sources.google.auth import ServiceAccountKey, ServiceAccountTokenProvider
 from forwarder.sources.google.calendar import GoogleCalendarSource
 from forwarder.sources.http import ApiClient
+
+# After a stop that did not drain, how long each sink may take to close: a Kafka producer
+# flushes on close, which waits for a broker that may be the very reason of the stop.
+UNDRAINED_CLOSE_SECONDS = 2.0
 
 
 def build_sink(
@@ -133,8 +146,11 @@ class Daemon:
         clock: Clock | None = None,
         metrics: Metrics | None = None,
         redactor: Redactor | None = None,
+        config_path: Path | None = None,
     ) -> None:
         self.config = config
+        # Named in the hints of start-up errors (`forwarder cursors reset --config ...`).
+        self.config_path = config_path
         self.clock = clock or SystemClock()
         self.metrics = metrics or Metrics()
         # Every secret the config carries, and (added while running) every token obtained:
@@ -159,18 +175,52 @@ class Daemon:
         self.started = asyncio.Event()
         self._simulators: Any = None
         self._lock = StateDirectoryLock(config.state_dir)
+        self.stopped_before_drain: str | None = None
+        """Once stopped: why the drain did not complete (``grace_expired``,
+        ``second_signal``, ``checkpoint_not_written``), ``None`` when it did."""
+        self._reopening: set[asyncio.Task[None]] = set()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then drain. Raises ConfigError / StateError on start."""
+    async def run(self, stop: asyncio.Event, abort: asyncio.Event | None = None) -> bool:
+        """Run until ``stop`` is set, then drain, for at most the grace period or until
+        ``abort`` is set. True when the drain completed: everything read was acknowledged
+        and its cursor committed. Raises ConfigError / StateError on start."""
         # Private (0700) and trusted directories before anything is written into them.
         prepare_state(self.config)
+        # What cannot be written fails now, with the path named (exit 3), not later as an
+        # OSError from whichever component first writes there.
+        check_state_writable(self.config)
         self._lock.acquire()
         try:
-            await self._run(stop)
+            await self._run(stop, abort or asyncio.Event())
         finally:
             self._lock.release()
+        return self.stopped_before_drain is None
 
-    async def _run(self, stop: asyncio.Event) -> None:
+    def reopen_files(self) -> None:
+        """SIGHUP: every sink that writes a file closes it and opens its path again (after
+        a rotation). Dead letters need nothing: that file is opened for each write."""
+        sinks = [sink for sink in self.sinks if isinstance(sink, Reopenable)]
+        self.log.info("reopen_requested", sinks=[sink.id for sink in sinks])
+        for sink in sinks:
+            task = asyncio.create_task(sink.reopen(), name=f"reopen:{sink.id}")
+            self._reopening.add(task)  # held until done: a task only weakly referenced may vanish
+            task.add_done_callback(self._reopening.discard)
+
+    async def _close_sink(self, sink: Sink) -> None:
+        if self.stopped_before_drain is None:
+            await sink.aclose()
+            return
+        try:
+            await asyncio.wait_for(sink.aclose(), UNDRAINED_CLOSE_SECONDS)
+        except TimeoutError:
+            self.log.warning(
+                "sink_close_abandoned",
+                sink=sink.id,
+                seconds=UNDRAINED_CLOSE_SECONDS,
+                note="what it still held was not acknowledged: it is sent again on the next start",
+            )
+
+    async def _run(self, stop: asyncio.Event, abort: asyncio.Event) -> None:
         config = self.config
         for warning in self.config_warnings:
             self.log.warning("insecure_configuration", setting=warning)
@@ -180,13 +230,22 @@ class Daemon:
             if config.simulators is not None:
                 from forwarder.simulators.embedded import start_embedded_simulators
 
-                self._simulators = await start_embedded_simulators(config)
+                try:
+                    self._simulators = await start_embedded_simulators(config)
+                except OSError as error:
+                    if error.filename is None:
+                        raise  # a port in use: not the state
+                    # Their key, token and anchor files are state (kept across restarts).
+                    raise StateError(
+                        f"cannot write the demo simulators' file {error.filename}: "
+                        f"{error.strerror or error}"
+                    ) from None
                 cleanup.push_async_callback(self._simulators.stop)
 
             for sink_id, sink_config in config.sinks.items():
                 sink = build_sink(sink_id, sink_config, self.metrics, self.redactor)
                 await sink.start()
-                cleanup.push_async_callback(sink.aclose)
+                cleanup.push_async_callback(self._close_sink, sink)
                 self.sinks.append(sink)
 
             seal_formats = event_seal_formats(self.sinks)
@@ -196,7 +255,9 @@ class Daemon:
                 )
                 source.seal_formats = seal_formats
                 cleanup.push_async_callback(source.aclose)
-                source.restore(await self._load_checkpoint(source_id))
+                checkpoint = await self._load_checkpoint(source_id)
+                source.restore(checkpoint)
+                log_resumed(self.log, source, source_id, checkpoint is not None)
                 self.sources.append(source)
 
             if config.metrics.enabled:
@@ -210,7 +271,7 @@ class Daemon:
                 await self.operator.start()
                 cleanup.push_async_callback(self.operator.stop)
 
-            await self._pump(stop)
+            await self._pump(stop, abort)
 
     async def _load_checkpoint(self, source_id: str) -> dict[str, Any] | None:
         try:
@@ -223,10 +284,11 @@ class Daemon:
         except CheckpointCorruptError as error:
             raise StateError(
                 f"{error}; fix it or reset the cursor with "
-                f"`forwarder cursors reset --source {source_id}`"
+                f"`forwarder cursors reset --source {source_id} "
+                f"--config {self.config_path or '<path>'}`"
             ) from None
 
-    async def _pump(self, stop: asyncio.Event) -> None:
+    async def _pump(self, stop: asyncio.Event, abort: asyncio.Event) -> None:
         pipeline = self.config.pipeline
         queues: list[EventBoundedQueue[Delivery]] = []
         for sink in self.sinks:
@@ -270,16 +332,28 @@ class Daemon:
         )
         if self._simulators is not None:
             self._log_demo_hints()
+        interval = self.config.log.progress_interval
+        progress = start_progress(
+            ProgressReporter(self.runners, self.workers, interval, self.clock, self.log), interval
+        )
         await stop.wait()
-        self.log.info("forwarder_stopping", grace_seconds=pipeline.shutdown_grace)
+        if progress is not None:
+            progress.cancel()
+        self.log.info(
+            "forwarder_stopping",
+            grace_seconds=pipeline.shutdown_grace,
+            note="draining; a second SIGINT or SIGTERM stops at once",
+        )
         polling.set()
         for task in runner_tasks:
             task.cancel()
         await asyncio.gather(*runner_tasks, return_exceptions=True)
-        drained = await self._drain(pipeline.shutdown_grace)
+        cause = await self._drain(pipeline.shutdown_grace, abort)
         for runner in self.runners:
+            # Acknowledged batches whose checkpoint write failed: one more try, even when
+            # cut short (only what was acknowledged is ever committed).
             if not await runner.committer.flush():
-                drained = False
+                cause = cause or "checkpoint_not_written"
                 self.log.error(
                     "checkpoint_not_written",
                     source=runner.source.id,
@@ -290,11 +364,13 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*worker_tasks, return_exceptions=True)
         undelivered = sum(runner.committer.pending for runner in self.runners)
-        if drained:
+        self.stopped_before_drain = cause
+        if cause is None:
             self.log.info("forwarder_stopped", undelivered_batches=0)
         else:
             self.log.warning(
                 "forwarder_stopped_before_drain",
+                cause=cause,
                 undelivered_batches=undelivered,
                 note="their cursors were not committed: they are read again on the next start",
             )
@@ -315,16 +391,29 @@ class Daemon:
             ),
             calendly_simulator=endpoints.calendly_url,
             google_simulator=endpoints.google_url,
-            stop="Ctrl-C or SIGTERM drains, commits the cursors and exits 0",
+            stop=(
+                "Ctrl-C or SIGTERM drains, commits the cursors and exits 0 "
+                "(4 if the drain could not complete); a second Ctrl-C stops at once"
+            ),
         )
 
-    async def _drain(self, grace: float) -> bool:
-        waits = [runner.committer.wait_idle() for runner in self.runners]
-        try:
-            await asyncio.wait_for(asyncio.gather(*waits), timeout=grace)
-        except TimeoutError:
-            return False
-        return True
+    async def _drain(self, grace: float, abort: asyncio.Event) -> str | None:
+        """Wait until every batch read is acknowledged and committed: ``None`` when it
+        is, else why the wait ended (``grace_expired`` or ``second_signal``)."""
+        drained = asyncio.ensure_future(
+            asyncio.gather(*(runner.committer.wait_idle() for runner in self.runners))
+        )
+        aborted = asyncio.ensure_future(abort.wait())
+        done, _ = await asyncio.wait(
+            (drained, aborted), timeout=grace, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in (drained, aborted):
+            waiter.cancel()
+        # Collected, so that asyncio does not log the cancelled wait as an error.
+        await asyncio.gather(drained, aborted, return_exceptions=True)
+        if drained in done:
+            return None
+        return "second_signal" if aborted in done else "grace_expired"
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when started, no source or sink has been failing for longer than

@@ -332,6 +332,41 @@ class SqliteCheckpointStore:
                     connection.execute("ROLLBACK")
             raise
 
+    def _inspecting_db(self) -> sqlite3.Connection | None:
+        """For ``cursors show``: a read-only connection that creates no file and changes
+        nothing (no journal mode, no schema, no migration); ``None`` without a database.
+
+        A WAL database needs its ``-shm`` file, which SQLite would create. Without a
+        ``-wal`` file no daemon has the database open (it keeps its WAL while open), so
+        ``immutable`` reads it as it is; with one (a daemon running) both files exist and
+        read-only mode uses them."""
+        if self._connection is not None:
+            return self._connection
+        if not os.path.lexists(self.path):
+            return None
+        self._check_files()
+        query = "mode=ro" if os.path.lexists(f"{self.path}-wal") else "mode=ro&immutable=1"
+        uri = f"{Path(os.path.abspath(self.path)).as_uri()}?{query}"
+        try:
+            connection = sqlite3.connect(
+                uri, uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+            )
+            application = connection.execute("PRAGMA application_id").fetchone()[0]
+            version = connection.execute("PRAGMA user_version").fetchone()[0]
+        except sqlite3.Error as error:
+            raise _database_error(self.path, "read", error) from None
+        if application not in (0, APPLICATION_ID) or version != SCHEMA_VERSION:
+            connection.close()
+            if version == 0 and application == 0:
+                return None  # created, never written
+            raise StateDatabaseError(
+                errno.EINVAL,
+                f"{self.path} is not a state database of this release (application id "
+                f"{application}, schema version {version})",
+            )
+        self._connection = connection
+        return connection
+
     def _readable_db(self, *, create: bool = True) -> sqlite3.Connection | None:
         """:meth:`_db` for reading: any problem is a :class:`CheckpointCorruptError`."""
         try:
@@ -449,7 +484,10 @@ class SqliteCheckpointStore:
         return sorted(sources)
 
     def _summary(self, source_id: str) -> dict[str, Any] | None:
-        connection = self._readable_db(create=False)
+        try:
+            connection = self._inspecting_db()
+        except (StateDatabaseError, UnsafeStateFileError, OSError) as error:
+            raise StateDatabaseCorruptError(f"cannot read the state database: {error}") from None
         if connection is not None:
             try:
                 row = connection.execute(

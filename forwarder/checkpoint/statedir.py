@@ -27,6 +27,7 @@ from forwarder.checkpoint.safefile import (
     write_all,
 )
 from forwarder.checkpoint.sqlite import DATABASE_FILE, SIDE_SUFFIXES
+from forwarder.checkpoint.writable import write_problem
 from forwarder.config.model import Config
 from forwarder.observability.logging import get_logger
 
@@ -176,6 +177,39 @@ def prepare_state(config: Config, *, create: bool = True, files: bool = True) ->
     _check_existing_file(dead_letter / DEAD_LETTER_FILE, "dead-letter file")
     for source_id in config.sources:
         _check_existing_file(state / CHECKPOINTS / f"{source_id}.json", "checkpoint")
+
+
+def state_write_problems(config: Config) -> list[str]:
+    """What the daemon could not write under the state directory (directories it creates
+    files in, state files it opens for writing), found without writing anything; each
+    item a sentence naming the path."""
+    state = Path(config.state_dir)
+    directories = [
+        state,
+        state / CHECKPOINTS,
+        Path(config.dead_letter_dir),
+        *([state / SIMULATORS] if config.simulators is not None else []),
+    ]
+    files = [
+        state / LOCK_FILE,
+        *(state / f"{DATABASE_FILE}{suffix}" for suffix in ("", *SIDE_SUFFIXES)),
+        Path(config.dead_letter_dir) / DEAD_LETTER_FILE,
+    ]
+    problems = [write_problem(directory, directory=True) for directory in directories]
+    # A state file not there yet is created in its directory, already checked.
+    problems += [write_problem(file, directory=False) for file in files if os.path.lexists(file)]
+    return list(dict.fromkeys(problem for problem in problems if problem is not None))
+
+
+def check_state_writable(config: Config) -> None:
+    """Raise :class:`StateError` (exit 3) naming what cannot be written, before the
+    daemon starts anything."""
+    problems = state_write_problems(config)
+    if problems:
+        raise StateError(
+            f"{'; '.join(problems)}; fix: give the forwarder's user write access, or point "
+            "state_dir (or dead_letter.path) at a writable directory"
+        )
 
 
 class StateDirectoryLock:

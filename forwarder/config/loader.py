@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +26,30 @@ _SECRET_KEY = re.compile(r"token|secret|password|passwd|authorization|private|ke
 
 
 class ConfigError(Exception):
-    """A configuration problem, worded as ``<key>: <problem>``."""
+    """One or more configuration problems, each worded as ``<key>: <problem>`` (one line
+    each, see :meth:`lines`); ``key`` and ``problem`` are the first one's."""
 
     def __init__(self, key: str | None, problem: str) -> None:
         self.key = key
         self.problem = problem
-        super().__init__(f"{key}: {problem}" if key else problem)
+        self.problems: list[tuple[str | None, str]] = [(key, problem)]
+        super().__init__(_line(key, problem))
+
+    @classmethod
+    def combine(cls, errors: Sequence[ConfigError]) -> ConfigError:
+        """One error carrying every problem of ``errors`` (at least one), in order."""
+        first = cls(errors[0].key, errors[0].problem)
+        first.problems = [problem for error in errors for problem in error.problems]
+        first.args = ("\n".join(first.lines()),)
+        return first
+
+    def lines(self) -> list[str]:
+        """Every problem as one ``<key>: <problem>`` line."""
+        return [_line(key, problem) for key, problem in self.problems]
+
+
+def _line(key: str | None, problem: str) -> str:
+    return f"{key}: {problem}" if key else problem
 
 
 def load_config(path: Path | str, environ: Mapping[str, str] | None = None) -> Config:
@@ -58,11 +76,42 @@ def parse_config(text: str, environ: Mapping[str, str], origin: str = "<config>"
     try:
         config = Config.model_validate(document)
     except ValidationError as error:
-        raise _first_problem(error) from None
-    for finding in insecure_settings(config):
-        if finding.refused:
-            raise ConfigError(finding.key, finding.message)
+        raise _all_problems(error) from None
+    problems = [
+        ConfigError(finding.key, finding.message)
+        for finding in insecure_settings(config)
+        if finding.refused
+    ]
+    problems.extend(shared_output_files(config))
+    if problems:
+        raise ConfigError.combine(problems)
     return config
+
+
+def shared_output_files(config: Config) -> list[ConfigError]:
+    """File sinks (and the dead-letter file) that would write the same file: every event
+    written twice, interleaved. Paths are compared resolved (``./a`` and ``a``, links)."""
+    from forwarder.checkpoint.statedir import DEAD_LETTER_FILE
+
+    owners: dict[Path, str] = {}
+    problems: list[ConfigError] = []
+    outputs = [
+        (f"sinks.{sink_id}.path", Path(sink.path))
+        for sink_id, sink in config.sinks.items()
+        if sink.type == "file"
+    ]
+    outputs.append(("dead_letter.path", Path(config.dead_letter_dir) / DEAD_LETTER_FILE))
+    for key, path in outputs:
+        resolved = path.expanduser().resolve()
+        first = owners.setdefault(resolved, key)
+        if first != key:
+            problems.append(
+                ConfigError(
+                    key,
+                    f"writes the same file as {first} ({resolved}): give each its own path",
+                )
+            )
+    return problems
 
 
 def _substitute(node: Any, environ: Mapping[str, str], path: tuple[str, ...]) -> Any:
@@ -86,34 +135,51 @@ def _substitute(node: Any, environ: Mapping[str, str], path: tuple[str, ...]) ->
     return node
 
 
-def _first_problem(error: ValidationError) -> ConfigError:
+def _all_problems(error: ValidationError) -> ConfigError:
+    """Every problem pydantic found, each naming its key, typos first (a misspelt key
+    usually also causes a "missing" error)."""
     problems = error.errors(include_url=False)
-    # A misspelt key usually also causes a "missing" error: report the typo first.
     problems.sort(key=lambda problem: problem["type"] != "extra_forbidden")
-    first = problems[0]
-    location = list(first["loc"])
+    return ConfigError.combine([_problem(problem) for problem in problems])
+
+
+# What a key whose value must match a pattern expects, in words (a regex means nothing
+# to most operators): by the key's last part.
+_PATTERN_WORDS = {
+    "url": "must start with http:// or https://",
+    "delegated_admin": "must be an email address (admin@example.com)",
+    "mode": "must be an octal file mode such as 0600 or 0640",
+    "sd_id": (
+        "must be 1 to 32 printable ASCII characters without space, '=', ']' or '\"'"
+        " (RFC 5424 SD-ID, e.g. forwarder@32473)"
+    ),
+    "listen": "must be host:port, e.g. 127.0.0.1:9108 or [::1]:9108",
+}
+
+
+def _problem(problem: Any) -> ConfigError:
+    location = list(problem["loc"])
     # Inside sources.<id> / sinks.<id> pydantic adds the union tag (the `type`) to the path.
     if len(location) >= 3 and location[0] in _TAGGED_SECTIONS:
         del location[2]
     key = ".".join(str(part) for part in location) or None
-    message = first["msg"]
-    if first["type"] == "missing":
+    message = problem["msg"]
+    secret = bool(_SECRET_KEY.search(key or ""))
+    if problem["type"] == "missing":
         message = "missing required key"
-    elif first["type"] == "extra_forbidden":
+    elif problem["type"] == "extra_forbidden":
         message = "unknown key (check the spelling against config/reference.yaml)"
-    elif first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+    elif problem["type"] in ("union_tag_invalid", "union_tag_not_found"):
         message = f"missing or unknown type: {message}"
-    elif (
-        "input" in first
-        and not isinstance(first["input"], dict | list)
-        and not _SECRET_KEY.search(key or "")
-    ):
+    elif problem["type"] == "string_pattern_mismatch":
+        name = str(location[-1]) if location else ""
+        message = _PATTERN_WORDS.get(name, "has an invalid format (see config/reference.yaml)")
+        if not secret:
+            message = f"{message} (got {problem['input']!r})"
+    elif "input" in problem and not isinstance(problem["input"], dict | list) and not secret:
         # Never echo what was given for a secret (a numeric token is still a token).
-        message = f"{message} (got {first['input']!r})"
-    message = message.removeprefix("Value error, ")
-    if len(problems) > 1:
-        message += f" (and {len(problems) - 1} more problem(s))"
-    return ConfigError(key, message)
+        message = f"{message} (got {problem['input']!r})"
+    return ConfigError(key, message.removeprefix("Value error, "))
 
 
 def read_secret(inline: SecretStr | None, file: Path | None, key: str) -> str:

@@ -436,6 +436,9 @@ class DeadLetterConfig(Strict):
 class LogConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["json", "console"] = "json"
+    # A `progress` line at info this often (events per source and sink, positions, queue
+    # use): the daemon is otherwise silent while all is well. 0 turns it off.
+    progress_interval: Duration = 60.0
 
 
 class MetricsConfig(Strict):
@@ -449,6 +452,16 @@ class MetricsConfig(Strict):
     idle_timeout: Duration = 30.0
     # Listening beyond loopback on purpose (a pod, behind a NetworkPolicy): no warning.
     allow_insecure: bool = False
+
+    @field_validator("listen")
+    @classmethod
+    def _port_in_range(cls, listen: str) -> str:
+        # The pattern allows five digits; a port past 65535 would only fail at bind time,
+        # after the sources and sinks started.
+        port = int(listen.rpartition(":")[2])
+        if port > 65535:
+            raise ValueError(f"port {port} is out of range (0-65535)")
+        return listen
 
 
 class SimulatorsConfig(Strict):

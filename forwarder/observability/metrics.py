@@ -238,6 +238,42 @@ class _SourceSchedule(Collector):
             yield family
 
 
+class QueueState(Protocol):
+    """What the metrics read of a sink's queue (``pipeline.queue.EventBoundedQueue``)."""
+
+    capacity: int
+    size: int
+
+
+class _SinkQueues(Collector):
+    """``forwarder_sink_queue_events`` and ``forwarder_sink_queue_capacity_events``, read
+    from each sink's queue when scraped: a gauge set when a worker takes a batch froze
+    while the sink was down (the worker waits on its batch while the pollers fill the
+    queue), so the queue-filling alert could not fire when it mattered."""
+
+    def __init__(self, queues: dict[str, QueueState]) -> None:
+        self._queues = queues
+
+    def collect(self) -> Iterator[Metric]:
+        queues = sorted(self._queues.items())
+        events = GaugeMetricFamily(
+            "forwarder_sink_queue_events",
+            "Events in a sink's queue, the batch being sent included (what /readyz reports "
+            "as queued_events).",
+            labels=["sink"],
+        )
+        capacity = GaugeMetricFamily(
+            "forwarder_sink_queue_capacity_events",
+            "Capacity of a sink's queue in events.",
+            labels=["sink"],
+        )
+        for sink, queue in queues:
+            events.add_metric([sink], queue.size)
+            capacity.add_metric([sink], queue.capacity)
+        yield events
+        yield capacity
+
+
 class Metrics:
     """Every metric the daemon exports."""
 
@@ -355,14 +391,15 @@ class Metrics:
         r.register(_SourceConcurrency(self._watched_sources))
         self.last_poll = Gauge(
             "forwarder_source_last_successful_poll_timestamp_seconds",
-            "When the last polling cycle completed without error.",
+            "When the source last made progress: a polling cycle completed without error "
+            "or a page handed on (the daemon's start until then).",
             ["source"],
             registry=r,
         )
         # Checkpoints
         self.last_commit = Gauge(
             "forwarder_checkpoint_last_commit_timestamp_seconds",
-            "When the source's cursor was last committed.",
+            "When the source's cursor was last committed (the daemon's start until then).",
             ["source"],
             registry=r,
         )
@@ -449,18 +486,8 @@ class Metrics:
             ["sink", "status"],
             registry=r,
         )
-        self.queue_events = Gauge(
-            "forwarder_sink_queue_events",
-            "Events waiting in a sink's queue.",
-            ["sink"],
-            registry=r,
-        )
-        self.queue_capacity = Gauge(
-            "forwarder_sink_queue_capacity_events",
-            "Capacity of a sink's queue in events.",
-            ["sink"],
-            registry=r,
-        )
+        self._sink_queues: dict[str, QueueState] = {}
+        r.register(_SinkQueues(self._sink_queues))
         # Operator endpoints
         self.operator_connections = Gauge(
             "forwarder_operator_connections",
@@ -480,6 +507,27 @@ class Metrics:
             ["stage", "reason"],
             registry=r,
         )
+
+    def start_source(self, source: str) -> None:
+        """Export ``source``'s counters at 0 from the start: an alert on their increase
+        (no events for 2 hours) cannot fire on a series that does not exist yet."""
+        for counter in (
+            self.events_received,
+            self.duplicates_dropped,
+            self.unknown_events,
+            self.checkpoint_errors,
+        ):
+            counter.labels(source)
+        self.pending_batches.labels(source).set(0)
+        self.poll_duration.labels(source)
+
+    def start_sink(self, sink: str, queue: QueueState) -> None:
+        """Export ``sink``'s counters at 0 from the start (a sink down since the start is
+        one that sent nothing), and its queue as it is at each scrape."""
+        self.events_sent.labels(sink)
+        self.bytes_sent.labels(sink)
+        self.delivery_lag.observe_many(sink, ())
+        self._sink_queues[sink] = queue
 
     def watch_source(self, source: str, gate: RequestGateState, backfill: BackfillState) -> None:
         """Export ``source``'s request gate and backfill counters (read at each scrape)."""

@@ -60,6 +60,9 @@ class OrderedCommitter:
         self._unwritten: tuple[Checkpoint, float | None] | None = None
         self.commit_error: str | None = None
         self._log = get_logger("forwarder.checkpoint", source=source_id)
+        # Nothing committed yet counts from the start: a pipeline stuck since the start
+        # must age into ForwarderCheckpointStale like one stuck later.
+        metrics.last_commit.labels(source_id).set(clock.now())
 
     def issue(
         self,

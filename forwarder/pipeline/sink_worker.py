@@ -20,6 +20,8 @@ from forwarder.sinks.base import SendResult, Sink
 # (a bug: the batch is retried all the same).
 DEFAULT_ERROR_TYPE = "send_failed"
 EXCEPTION_ERROR_TYPE = "exception"
+# The receiver refused our credentials (HTTP sink): nothing recovers without a person.
+CREDENTIAL_ERROR_TYPES = frozenset({"http_401", "http_403"})
 
 
 @dataclass(slots=True)
@@ -61,7 +63,9 @@ class SinkWorker:
         self.last_error: str | None = None
         """``<error_type>: <reason>`` of the failure going on (shown in ``/readyz``)."""
         self.last_error_type: str | None = None
-        metrics.queue_capacity.labels(sink.id).set(queue.capacity)
+        self.events_sent = 0
+        """Events the sink acknowledged since the start (the progress line)."""
+        metrics.start_sink(sink.id, queue)
 
     async def run(self) -> None:
         coalescing = getattr(self.sink, "coalescing", None)
@@ -77,12 +81,10 @@ class SinkWorker:
                         break
                     group.append(item)
                     count += len(item[0].events)
-            self._metrics.queue_events.labels(self.sink.id).set(self.queue.size)
             try:
                 await self._deliver([delivery for delivery, _ in group])
             finally:
                 await self.queue.release(sum(size for _, size in group))
-                self._metrics.queue_events.labels(self.sink.id).set(self.queue.size)
 
     async def _write_dead_letters(self, letters: list[DeadLetter]) -> None:
         """Dead letters are the last copy of those events: retry until written."""
@@ -143,9 +145,9 @@ class SinkWorker:
                 self.failing_since = self._clock.now()
                 self.last_error_type = None
             if error_type != self.last_error_type:
-                self._log.warning(
-                    "sink_failing", error_type=error_type, reason=result.retry, events=len(pending)
-                )
+                # A receiver refusing our credentials waits for a person: error, not warning.
+                log = self._log.error if error_type in CREDENTIAL_ERROR_TYPES else self._log.warning
+                log("sink_failing", error_type=error_type, reason=result.retry, events=len(pending))
             self.last_error_type = error_type
             await self._clock.sleep(self._backoff.next_delay(result.retry_after))
         self._recovered()
@@ -168,6 +170,7 @@ class SinkWorker:
         self._metrics.delivery_lag.observe_many(
             self.sink.id, [now - event.timestamp for event in events]
         )
+        self.events_sent += len(events) - len(rejected)
         self._metrics.events_sent.labels(self.sink.id).inc(len(events) - len(rejected))
         self._metrics.bytes_sent.labels(self.sink.id).inc(
             sum(len(event.encoded(fmt)) for i, event in enumerate(events) if i not in rejected)

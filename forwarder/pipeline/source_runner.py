@@ -65,6 +65,13 @@ class SourceRunner:
         # A batch dispatched or a poll completed: a long catch-up poll still progresses.
         self.last_progress: float | None = None
         self.polls = 0
+        self.events_received = 0
+        """Events handed on since the start (the progress line)."""
+        metrics.start_source(source.id)
+        # The start counts as the last progress until there is some: a source refused
+        # from its first poll (a wrong token) must age into ForwarderSourceFailing, which
+        # cannot fire on a series that does not exist.
+        metrics.last_poll.labels(source.id).set(clock.now())
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -106,7 +113,10 @@ class SourceRunner:
             self.last_error_type = error.error_type
             if self.failing_since is None:
                 self.failing_since = started
-                self._log.warning("source_failing", error_type=error.error_type, error=str(error))
+                # Refused credentials wait for a person (a new token, a delegation grant):
+                # an error; anything else is retried and usually recovers: a warning.
+                log = self._log.error if isinstance(error, CredentialsError) else self._log.warning
+                log("source_failing", error_type=error.error_type, error=str(error))
             else:
                 self._log.debug("source_still_failing", error=str(error))
             if isinstance(error, CredentialsError):
@@ -130,6 +140,9 @@ class SourceRunner:
 
     async def dispatch(self, batch: Batch) -> None:
         self.last_progress = self._clock.now()
+        # A catch-up poll can take longer than the alert's 15 minutes: each page handed
+        # on is progress too.
+        self._metrics.last_poll.labels(self.source.id).set(self.last_progress)
         if batch.dead_letters:
             try:
                 await self._dead_letters.write(batch.dead_letters)
@@ -140,6 +153,7 @@ class SourceRunner:
                 raise DeadLetterWriteError(f"dead-letter write failed: {error}") from error
         events = batch.events
         if events:
+            self.events_received += len(events)
             self._metrics.events_received.labels(self.source.id).inc(len(events))
         if not events:
             ticket = self.committer.issue(batch.checkpoint, 1, batch.cursor_time)

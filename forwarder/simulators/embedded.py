@@ -50,7 +50,7 @@ def simulator_settings(config: Config) -> SimulatorSettings:
 
 def prepare_simulator_files(config: Config) -> None:
     """Write the simulators' credential files if they are not there yet, so the sources
-    can read them (``check-config`` runs without starting the simulators)."""
+    can read them before the simulators start."""
     simulators: SimulatorsConfig | None = config.simulators
     if simulators is None:
         return

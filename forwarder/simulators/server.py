@@ -26,6 +26,7 @@ from aiohttp import web
 
 from forwarder.checkpoint.safefile import ensure_private_directory, replace_state_file
 from forwarder.clock import Clock, SystemClock
+from forwarder.config.durations import parse_duration
 from forwarder.simulators.anchor import load_or_create_anchor
 from forwarder.simulators.calendly import (
     DEFAULT_ORGANIZATION_URI,
@@ -314,6 +315,14 @@ def _latency(value: str) -> float:
     return seconds
 
 
+def _duration(value: str) -> float:
+    """A duration as in the config: seconds, or ``90s``, ``5m``, ``6h``, ``1d``."""
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def build_arg_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``simulate`` flags to ``parser`` (an argparse subparser) and return it."""
     d = SimulatorSettings()
@@ -321,14 +330,19 @@ def build_arg_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     add("--seed", type=int, default=d.seed, help="dataset seed (same seed, same data)")
     add("--start", type=_timestamp, default=None, help="dataset start, RFC 3339")
     add("--anchor-file", type=Path, default=None, help="durable start anchor (demo restarts)")
-    add("--history", type=float, default=d.history, help="seconds of history before now")
+    add(
+        "--history",
+        type=_duration,
+        default=d.history,
+        help="history before now: seconds or a duration (90s, 5m, 6h, 1d)",
+    )
     add("--end", type=_timestamp, default=None, help="dataset end, RFC 3339 (default: live)")
     add("--calendly-rate", type=float, default=d.calendly_rate_per_minute, help="entries/min")
     add("--google-rate", type=float, default=d.google_rate_per_minute, help="activities/min")
-    add("--google-min-lag", type=float, default=d.google_min_lag, help="seconds")
-    add("--google-max-lag", type=float, default=d.google_max_lag, help="seconds")
+    add("--google-min-lag", type=_duration, default=d.google_min_lag, help="duration (30s, 5m)")
+    add("--google-max-lag", type=_duration, default=d.google_max_lag, help="duration (30s, 5m)")
     add("--google-late-fraction", type=float, default=d.google_late_fraction)
-    add("--google-late-lag", type=float, default=d.google_late_lag, help="seconds")
+    add("--google-late-lag", type=_duration, default=d.google_late_lag, help="duration (30s, 5m)")
     add("--calendly-rate-limit", type=int, default=d.calendly_rate_limit, help="requests/min")
     add("--google-quota", type=int, default=d.google_quota, help="queries/min")
     add(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from forwarder.events import Event
 
@@ -69,3 +69,11 @@ class Sink(Protocol):
     async def send(self, events: Sequence[Event]) -> SendResult: ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class Reopenable(Protocol):
+    """A sink that keeps a file open: SIGHUP makes it close the file and open its
+    configured path again (log rotation)."""
+
+    async def reopen(self) -> None: ...

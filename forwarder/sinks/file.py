@@ -7,12 +7,15 @@ import contextlib
 import errno
 import os
 import stat
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from forwarder.checkpoint.safefile import fsync_directory
 from forwarder.config.loader import ConfigError
 from forwarder.config.model import FileSinkConfig
 from forwarder.events import Event
+from forwarder.observability.logging import get_logger
 from forwarder.sinks.base import SendResult
 
 # Append only; never follow a link planted at the path, never hand the descriptor to a
@@ -43,6 +46,14 @@ class FileSink:
     crash in the middle of a write) is cut off: it was never acknowledged, so the pipeline
     sends those events again. The sink owns the file: another writer appending to it would
     lose a torn tail of its own to a cut.
+
+    Rotation (logrotate's rename, then SIGHUP): :meth:`reopen` closes the file and opens
+    the configured path again, creating it if it is gone. Without a signal the sink still
+    notices: before each batch it compares the path's device and inode with the open
+    file's, and reopens when the file was renamed, deleted or replaced. Either way the
+    switch happens between two batches, under the same lock as the writes, so a batch
+    lands whole in one file: every acknowledged event is in the old file (fsynced before
+    its batch was acknowledged) or in the new one, once.
     """
 
     def __init__(self, sink_id: str, config: FileSinkConfig) -> None:
@@ -57,6 +68,21 @@ class FileSink:
         """Offset just past the last acknowledged write: the file is whole up to here."""
         self._torn = False
         """A failed write may have left bytes past ``_end`` that are not cut off yet."""
+        self._identity: tuple[int, int] | None = None
+        """``(st_dev, st_ino)`` of the open file: the path naming another file (or none)
+        means it was rotated."""
+        # Reopen requests come from the event loop (SIGHUP), the writes run in a worker
+        # thread: a counter, not a flag, so that a request made during a reopen is not
+        # lost by that reopen clearing it.
+        self._reopen_requests = 0
+        self._reopens_handled = 0
+        self._reopened: list[str] = []
+        """Reasons of the reopens done in the worker thread, logged back on the loop."""
+        # Writes, reopens and the close run in worker threads, one at a time: a batch is
+        # never split across two files, and a cancelled send (shutdown) cannot have its
+        # descriptor closed under a write still running in its thread.
+        self._io = threading.Lock()
+        self._log = get_logger("forwarder.sink", sink=sink_id)
 
     async def start(self) -> None:
         try:
@@ -66,17 +92,21 @@ class FileSink:
 
     def _open(self) -> None:
         self._make_directory()
-        descriptor = self._open_descriptor()
+        descriptor, created = self._open_descriptor()
         try:
-            size = os.fstat(descriptor).st_size
-            keep = self._end_of_complete_lines(descriptor, size)
-            if keep != size:
+            info = os.fstat(descriptor)
+            keep = self._end_of_complete_lines(descriptor, info.st_size)
+            if keep != info.st_size:
                 os.ftruncate(descriptor, keep)
                 os.fsync(descriptor)
+            if created and self._fsync:
+                # The new name must survive a crash too, not only the lines under it.
+                fsync_directory(self.path.parent)
         except BaseException:
             os.close(descriptor)
             raise
         self._descriptor, self._end, self._torn = descriptor, keep, False
+        self._identity = (info.st_dev, info.st_ino)
 
     def _make_directory(self) -> None:
         directory = self.path.parent
@@ -87,7 +117,8 @@ class FileSink:
         directory.mkdir(parents=True, exist_ok=True, mode=mode)
         directory.chmod(mode)  # the umask may have removed bits
 
-    def _open_descriptor(self) -> int:
+    def _open_descriptor(self) -> tuple[int, bool]:
+        """The checked descriptor, and whether the file was created by this call."""
         path = self.path
         try:
             try:
@@ -121,7 +152,7 @@ class FileSink:
         except BaseException:
             os.close(descriptor)
             raise
-        return descriptor
+        return descriptor, created
 
     def _end_of_complete_lines(self, descriptor: int, size: int) -> int:
         """Offset just past the last newline of the file open as ``descriptor`` (read
@@ -147,11 +178,82 @@ class FileSink:
                 f"write to {self.path} failed: {error.strerror or error}",
                 error_type="unsafe_path" if isinstance(error, UnsafeSinkFileError) else None,
             )
+        finally:
+            self._log_reopened()
         return SendResult.acknowledged()
 
-    def _write(self, data: bytes) -> None:
+    async def reopen(self) -> None:
+        """Close the file and open the configured path again (SIGHUP, after a rotation).
+
+        Done at once, between two batches. If the path cannot be opened (a link planted
+        there, a full disk), nothing more is written to the old file: the next batch
+        tries again and waits, failing, until it can.
+        """
+        self._reopen_requests += 1
+        try:
+            await asyncio.to_thread(self._reopen_if_open)
+        except OSError as error:
+            self._log.error(
+                "file_reopen_failed",
+                path=str(self.path),
+                reason="sighup",
+                error=str(error.strerror or error),
+                note="retried before the next batch; nothing is written until it works",
+            )
+        finally:
+            self._log_reopened()
+
+    def _reopen_if_open(self) -> None:
+        with self._io:
+            if self._descriptor is None:  # not started, or closed: nothing to reopen
+                self._reopens_handled = self._reopen_requests
+                return
+            self._follow_path()
+
+    def _follow_path(self) -> None:
+        """Open the file if it is not; reopen it if asked to, or if the path no longer
+        names it. Called before every batch, with ``_io`` held."""
         if self._descriptor is None:
             self._open()
+            return
+        requested = self._reopen_requests
+        reason = "sighup" if requested != self._reopens_handled else self._rotation()
+        if reason is None:
+            return
+        old = self._descriptor
+        if self._torn:
+            self._cut()  # the old file is left whole too, or not left at all
+        self._open()  # on failure the old descriptor stays, unused: the next batch retries
+        os.close(old)
+        self._reopens_handled = requested
+        self._reopened.append(reason)
+
+    def _rotation(self) -> str | None:
+        """Why the open file is no longer the one at the path, or ``None`` if it is.
+
+        One ``lstat`` per batch: negligible next to the batch's write and fsync."""
+        descriptor = self._descriptor
+        assert descriptor is not None
+        try:
+            info = os.stat(self.path, follow_symlinks=False)
+        except FileNotFoundError:
+            return "deleted" if os.fstat(descriptor).st_nlink == 0 else "renamed"
+        except OSError:
+            return None  # cannot tell (say a directory made unreadable): keep our file
+        if (info.st_dev, info.st_ino) != self._identity:
+            return "replaced"
+        return None
+
+    def _log_reopened(self) -> None:
+        while self._reopened:
+            self._log.info("file_reopened", path=str(self.path), reason=self._reopened.pop(0))
+
+    def _write(self, data: bytes) -> None:
+        with self._io:
+            self._follow_path()
+            self._append(data)
+
+    def _append(self, data: bytes) -> None:
         descriptor = self._descriptor
         assert descriptor is not None
         if self._torn:
@@ -181,9 +283,13 @@ class FileSink:
         self._torn = False
 
     async def aclose(self) -> None:
-        descriptor, self._descriptor = self._descriptor, None
-        if descriptor is not None:
-            await asyncio.to_thread(os.close, descriptor)
+        await asyncio.to_thread(self._close)
+
+    def _close(self) -> None:
+        with self._io:  # after a write still running in its thread (cancelled send)
+            descriptor, self._descriptor = self._descriptor, None
+            if descriptor is not None:
+                os.close(descriptor)
 
 
 def _not_regular(path: Path) -> UnsafeSinkFileError:

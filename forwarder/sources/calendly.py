@@ -143,6 +143,11 @@ class CalendlySource(BoundedApiSource):
         """The whole in-memory state, in the shape ``restore`` takes (for tests)."""
         return {"cursor": format_rfc3339(self.cursor, 6), "seen": dict(self.seen)}
 
+    def position(self) -> dict[str, Any]:
+        """Where the source reads from, for the start-up and progress log lines (no keys
+        and no secrets: the cursor and how many record ids it remembers)."""
+        return {"cursor": format_rfc3339(self.cursor), "seen_ids": len(self.seen)}
+
     async def poll(self) -> AsyncIterator[Batch]:
         self.bounds.poll_started()
         self._repair_future_cursor()
@@ -228,6 +233,20 @@ class CalendlySource(BoundedApiSource):
             yield page
             if not page_token:
                 return
+
+    async def probe(self) -> int:
+        """``check-config --online``: read one page (one entry) of the last day, as a poll
+        would; the entries on it, or the poll's error (CredentialsError...)."""
+        since = int((self._clock.now() - 86400.0) * 1_000_000)
+        page = await self._fetch(
+            {
+                "organization": self._config.organization,
+                "sort": "occurred_at:asc",
+                "count": "1",
+                "min_occurred_at": format_micros(since),
+            }
+        )
+        return len(page["collection"])
 
     async def _fetch(self, params: dict[str, str]) -> dict[str, Any]:
         async with self.gate.slot():

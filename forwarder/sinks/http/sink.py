@@ -299,6 +299,20 @@ class HttpSink:
             self._log.warning("retry_after_capped", raw=quoted, max_retry_after=cap)
         return cap
 
+    async def probe(self) -> tuple[int, str]:
+        """``check-config --online``: one request carrying no event (an empty body, ``[]``
+        for json_array), with the sink's headers and credentials, never following a
+        redirect; the status and an excerpt of the (redacted) answer. Network errors
+        raise (aiohttp.ClientError, OSError, TimeoutError)."""
+        body = self._encoder.body([])
+        if self._config.compression == "gzip":
+            body = gzip.compress(body, 6)
+        async with self._ensure_session().post(
+            self._config.url, data=body, headers=self._headers, allow_redirects=False
+        ) as response:
+            answer, _ = await read_body(response, ERROR_BODY_READ)
+            return response.status, excerpt(self._redactor.redact_known(answer), MAX_ERROR_BODY)
+
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -23,6 +23,9 @@ from typing import Any
 
 import jwt
 import orjson
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from forwarder.clock import Clock
 from forwarder.config.loader import ConfigError
@@ -79,11 +82,32 @@ class ServiceAccountKey:
         ]
         if missing:
             raise ConfigError(key, f"credentials file lacks {', '.join(missing)}")
+        _check_signing_key(info["private_key"], key)
         return cls(
             client_email=info["client_email"],
             private_key=info["private_key"],
             private_key_id=info["private_key_id"],
             token_uri=info.get("token_uri") or DEFAULT_TOKEN_URL,
+        )
+
+
+def _check_signing_key(private_key: str, key: str) -> None:
+    """Refuse, at start, a ``private_key`` that cannot sign RS256 assertions: otherwise
+    the daemon runs, every token request fails and it is never ready. The message names
+    the file's key only, never any of its contents."""
+    try:
+        loaded = serialization.load_pem_private_key(private_key.encode(), password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ConfigError(
+            key,
+            "private_key in the credentials file is not a readable PEM private key "
+            "(damaged or edited?): create a new JSON key for the service account",
+        ) from None
+    if not isinstance(loaded, rsa.RSAPrivateKey) or loaded.key_size < 2048:
+        raise ConfigError(
+            key,
+            "private_key in the credentials file is not an RSA key of 2048 bits or more, "
+            "which RS256 needs: create a new JSON key for the service account",
         )
 
 

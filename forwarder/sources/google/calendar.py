@@ -274,6 +274,16 @@ class GoogleCalendarSource(BoundedApiSource):
         """The whole in-memory state, in the shape ``restore`` takes (for tests)."""
         return {**self.schedule.cursor(), "seen": dict(self.seen.items())}
 
+    def position(self) -> dict[str, Any]:
+        """Where the source reads from, for the start-up and progress log lines: the head
+        (newest data read once), final_before (everything older is final: the committed
+        cursor's settle position) and how many record keys it remembers."""
+        return {
+            "head": format_rfc3339(self.schedule.head),
+            "final_before": format_rfc3339(self.schedule.final_before),
+            "seen_ids": len(self.seen),
+        }
+
     # -- what the metrics read at each scrape -----------------------------------------------
 
     def request_budget_per_minute(self) -> float:
@@ -553,6 +563,21 @@ class GoogleCalendarSource(BoundedApiSource):
         late = len(events) if window.purpose == RESCAN else 0
         change = _Change(self.schedule, added, len(events), late, window.step, newest)
         return events, dead, change
+
+    async def probe(self) -> int:
+        """``check-config --online``: obtain an access token and read one page (one
+        activity) of the last hour, as a poll would; the activities on it, or the poll's
+        error (CredentialsError...)."""
+        end = self._clock.now() - self._config.end_margin
+        page = await self._fetch(
+            {
+                "startTime": format_rfc3339(end - 3600.0),
+                "endTime": format_rfc3339(end),
+                "maxResults": "1",
+                **({"customerId": self._config.customer_id} if self._config.customer_id else {}),
+            }
+        )
+        return len(page.get("items") or [])
 
     async def _fetch(self, params: dict[str, str], purpose: str = HEAD) -> dict[str, Any]:
         token = await self._tokens.token()

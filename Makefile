@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# pytest-xdist workers for `make test` (each test file runs whole on one worker).
+TEST_WORKERS ?= 2
 
 .PHONY: demo test install install-test lint system-deps
 
@@ -9,10 +11,11 @@ BIN := $(VENV)/bin
 # broker), rsyslog with its TLS drivers (the syslog receiver), ClickHouse (an HTTP receiver),
 # Prometheus (promtool and a real scraper); docker.io (a private Docker engine, started by
 # the image test where none runs) and debootstrap (the image test's offline base image);
-# logrotate (the shipped rotation config, run against a live daemon).
+# logrotate (the shipped rotation config, run against a live daemon); systemd
+# (systemd-analyze verifies the shipped unit).
 # Installed without their Recommends: those add 25 packages the tests never use, some of
 # them services (node-exporter, smartmontools, ipmitool).
-SYSTEM_PACKAGES := stunnel4 rsyslog rsyslog-gnutls rsyslog-openssl clickhouse-server clickhouse-client prometheus docker.io debootstrap logrotate
+SYSTEM_PACKAGES := stunnel4 rsyslog rsyslog-gnutls rsyslog-openssl clickhouse-server clickhouse-client prometheus docker.io debootstrap logrotate systemd
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,7 +53,7 @@ system-deps:
 test: system-deps install-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -7,7 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import orjson
-from cli_harness import run_cli
+from cli_harness import calendly_config, run_cli
 
 from forwarder.checkpoint.base import Checkpoint
 from forwarder.checkpoint.file import FileCheckpointStore
@@ -79,21 +79,7 @@ def test_normalize_ndjson_reports_bad_lines_and_keeps_the_rest() -> None:
 
 
 def _config(tmp_path: Path) -> Path:
-    token = tmp_path / "token"
-    token.write_text("t")
-    path = tmp_path / "config.yaml"
-    path.write_text(
-        f"""
-state_dir: {tmp_path / "state"}
-sources:
-  cal: {{type: calendly, organization: https://api.calendly.com/organizations/X,
-         token_file: {token}, base_url: "http://127.0.0.1:9"}}
-sinks:
-  out: {{type: file, path: {tmp_path / "out.ndjson"}}}
-metrics: {{enabled: false}}
-"""
-    )
-    return path
+    return calendly_config(tmp_path)
 
 
 def _store(tmp_path: Path) -> SqliteCheckpointStore:

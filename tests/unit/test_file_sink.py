@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 from disk_harness import small_tmpfs
+from event_harness import numbered_event
 from http_harness import StubSource, run_pipeline
 
 from forwarder.checkpoint.base import Checkpoint
@@ -20,24 +21,13 @@ from forwarder.sinks.base import SendResult
 from forwarder.sinks.file import FileSink
 
 
-def _event(n: int) -> Event:
-    return Event(
-        id=f"id{n}",
-        timestamp=float(n),
-        provider="test",
-        action="a",
-        document={"event": {"id": f"id{n}"}, "n": n},
-        raw={"raw": n},
-    )
-
-
 async def test_appends_one_line_per_event_in_order(tmp_path: Path) -> None:
     path = tmp_path / "out" / "events.ndjson"
     sink = FileSink("f", FileSinkConfig(type="file", path=path))
     await sink.start()
-    result = await sink.send([_event(1), _event(2)])
+    result = await sink.send([numbered_event(1), numbered_event(2)])
     assert result.retry is None and not result.rejected
-    await sink.send([_event(3)])
+    await sink.send([numbered_event(3)])
     await sink.aclose()
     lines = path.read_bytes().splitlines()
     assert [orjson.loads(line)["n"] for line in lines] == [1, 2, 3]
@@ -47,7 +37,7 @@ async def test_raw_format_writes_the_api_record(tmp_path: Path) -> None:
     path = tmp_path / "raw.ndjson"
     sink = FileSink("f", FileSinkConfig(type="file", path=path, format="raw"))
     await sink.start()
-    await sink.send([_event(7)])
+    await sink.send([numbered_event(7)])
     await sink.aclose()
     assert orjson.loads(path.read_bytes()) == {"raw": 7}
 
@@ -57,7 +47,7 @@ async def test_torn_last_line_from_a_crash_is_cut_on_start(tmp_path: Path) -> No
     path.write_bytes(b'{"n":1}\n{"n":2}\n{"n":3, "partial')
     sink = FileSink("f", FileSinkConfig(type="file", path=path))
     await sink.start()
-    await sink.send([_event(4)])
+    await sink.send([numbered_event(4)])
     await sink.aclose()
     assert [orjson.loads(line)["n"] for line in path.read_bytes().splitlines()] == [1, 2, 4]
 
@@ -78,7 +68,7 @@ async def test_write_failure_asks_for_a_retry(tmp_path: Path) -> None:
     await sink.aclose()
     path.unlink()
     path.mkdir()  # the sink cannot reopen a directory as a file
-    result = await sink.send([_event(1)])
+    result = await sink.send([numbered_event(1)])
     assert result.retry is not None and "events.ndjson" in result.retry
 
 
@@ -234,7 +224,7 @@ async def test_an_existing_file_keeps_its_mode(tmp_path: Path) -> None:
     path.chmod(0o644)
     sink = FileSink("f", FileSinkConfig(type="file", path=path))
     await sink.start()
-    await sink.send([_event(1)])
+    await sink.send([numbered_event(1)])
     await sink.aclose()
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert _whole_lines(path.read_bytes()) == [0, 1]
@@ -251,7 +241,7 @@ async def test_a_symlink_at_the_path_is_refused(tmp_path: Path, target: str) -> 
     with pytest.raises(ConfigError) as raised:
         await sink.start()
     assert raised.value.key == "sinks.f.path" and "symbolic link" in raised.value.problem
-    result = await sink.send([_event(1)])
+    result = await sink.send([numbered_event(1)])
     assert result.retry is not None and "symbolic link" in result.retry
     assert result.error_type == "unsafe_path"
     await sink.aclose()

@@ -11,25 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from event_harness import numbered_event
 from structlog.testing import capture_logs
 
 from forwarder.clock import ManualClock
 from forwarder.config.model import FileSinkConfig
 from forwarder.deadletter.file import FileDeadLetterQueue
-from forwarder.events import DeadLetter, Event
+from forwarder.events import DeadLetter
 from forwarder.observability.metrics import Metrics
 from forwarder.sinks.file import FileSink
-
-
-def _event(n: int) -> Event:
-    return Event(
-        id=f"id{n}",
-        timestamp=float(n),
-        provider="test",
-        action="a",
-        document={"event": {"id": f"id{n}"}, "n": n},
-        raw={"raw": n},
-    )
 
 
 def _numbers(path: Path) -> list[int]:
@@ -52,10 +42,10 @@ async def test_a_renamed_file_is_noticed_and_the_next_batch_goes_to_a_new_one(
     path = tmp_path / "events.ndjson"
     with capture_logs() as logs:
         sink = await _sink(path)
-        await sink.send([_event(1), _event(2)])
+        await sink.send([numbered_event(1), numbered_event(2)])
         path.rename(tmp_path / "events.ndjson.1")
-        result = await sink.send([_event(3), _event(4)])
-        await sink.send([_event(5)])
+        result = await sink.send([numbered_event(3), numbered_event(4)])
+        await sink.send([numbered_event(5)])
         await sink.aclose()
     assert result.retry is None
     assert _numbers(tmp_path / "events.ndjson.1") == [1, 2]
@@ -68,9 +58,9 @@ async def test_a_deleted_file_is_noticed(tmp_path: Path) -> None:
     path = tmp_path / "events.ndjson"
     with capture_logs() as logs:
         sink = await _sink(path)
-        await sink.send([_event(1)])
+        await sink.send([numbered_event(1)])
         path.unlink()
-        await sink.send([_event(2)])
+        await sink.send([numbered_event(2)])
         await sink.aclose()
     assert _numbers(path) == [2]
     assert _reopened(logs) == ["deleted"]
@@ -81,10 +71,10 @@ async def test_a_file_created_in_place_of_the_rotated_one_is_used(tmp_path: Path
     path = tmp_path / "events.ndjson"
     with capture_logs() as logs:
         sink = await _sink(path)
-        await sink.send([_event(1)])
+        await sink.send([numbered_event(1)])
         path.rename(tmp_path / "events.ndjson.1")
         path.write_bytes(b"")
-        await sink.send([_event(2)])
+        await sink.send([numbered_event(2)])
         await sink.aclose()
     assert _numbers(path) == [2]
     assert _numbers(tmp_path / "events.ndjson.1") == [1]
@@ -96,11 +86,11 @@ async def test_reopen_switches_at_once_even_without_a_batch(tmp_path: Path) -> N
     path = tmp_path / "events.ndjson"
     with capture_logs() as logs:
         sink = await _sink(path)
-        await sink.send([_event(1)])
+        await sink.send([numbered_event(1)])
         path.rename(tmp_path / "events.ndjson.1")
         await sink.reopen()
         assert path.exists() and path.read_bytes() == b""
-        await sink.send([_event(2)])
+        await sink.send([numbered_event(2)])
         await sink.aclose()
     assert _numbers(path) == [2]
     assert _numbers(tmp_path / "events.ndjson.1") == [1]
@@ -111,10 +101,10 @@ async def test_reopen_of_a_file_still_in_place_keeps_appending(tmp_path: Path) -
     """SIGHUP without a rotation (or twice): nothing lost, nothing repeated."""
     path = tmp_path / "events.ndjson"
     sink = await _sink(path)
-    await sink.send([_event(1)])
+    await sink.send([numbered_event(1)])
     await sink.reopen()
     await sink.reopen()
-    await sink.send([_event(2)])
+    await sink.send([numbered_event(2)])
     await sink.aclose()
     assert _numbers(path) == [1, 2]
 
@@ -136,13 +126,13 @@ async def test_a_link_planted_after_a_rotation_is_refused_and_the_old_file_left_
     elsewhere.write_bytes(b"")
     with capture_logs() as logs:
         sink = await _sink(path)
-        await sink.send([_event(1)])
+        await sink.send([numbered_event(1)])
         path.rename(tmp_path / "events.ndjson.1")
         path.symlink_to(elsewhere)
-        refused = await sink.send([_event(2)])
+        refused = await sink.send([numbered_event(2)])
         await sink.reopen()  # SIGHUP while the link is there: refused too
         path.unlink()
-        accepted = await sink.send([_event(2)])
+        accepted = await sink.send([numbered_event(2)])
         await sink.aclose()
     assert refused.retry is not None and refused.error_type == "unsafe_path"
     assert accepted.retry is None
@@ -162,13 +152,13 @@ async def test_a_torn_tail_of_the_rotated_file_is_cut_before_it_is_let_go(
     from the old file before switching, and the batch lands whole in the new file."""
     path = tmp_path / "events.ndjson"
     sink = await _sink(path)
-    await sink.send([_event(1)])
+    await sink.send([numbered_event(1)])
     sink._torn = True  # what a failed write whose cut also failed leaves behind
     descriptor = os.open(path, os.O_WRONLY | os.O_APPEND)
     os.write(descriptor, b'{"n": 2, "tr')
     os.close(descriptor)
     path.rename(tmp_path / "events.ndjson.1")
-    await sink.send([_event(2)])
+    await sink.send([numbered_event(2)])
     await sink.aclose()
     assert (tmp_path / "events.ndjson.1").read_bytes().endswith(b"}\n")
     assert _numbers(tmp_path / "events.ndjson.1") == [1]

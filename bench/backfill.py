@@ -51,7 +51,7 @@ from forwarder.config.model import (  # noqa: E402
 from forwarder.daemon import build_source  # noqa: E402
 from forwarder.observability.logging import configure_logging  # noqa: E402
 from forwarder.observability.metrics import Metrics  # noqa: E402
-from forwarder.schema.ids import calendly_event_key, google_event_key  # noqa: E402
+from forwarder.schema.ids import calendly_event_key, google_activity_event_keys  # noqa: E402
 from forwarder.timeutil import format_rfc3339  # noqa: E402
 
 DAY = 86400.0
@@ -118,13 +118,7 @@ class Simulator:
             return [calendly_event_key(entry["uri"]) for entry in records]
         ids = []
         for record in records:
-            activity = record["activity"]
-            for index in range(len(activity["events"])):
-                ids.append(
-                    google_event_key(
-                        activity["id"]["time"], activity["id"]["uniqueQualifier"], index
-                    )
-                )
+            ids += google_activity_event_keys(record["activity"])
         return ids
 
     def stats(self) -> dict[str, int]:

@@ -39,7 +39,7 @@ import orjson
 from aiohttp import web
 
 from forwarder.clock import ManualClock
-from forwarder.schema.ids import google_event_key
+from forwarder.schema.ids import google_activity_event_keys
 from forwarder.simulators.google import TOKEN_ROUTE, GoogleConfig, GoogleReportsSimulator
 from forwarder.simulators.server import run_app
 from forwarder.timeutil import parse_rfc3339
@@ -153,8 +153,8 @@ def verify(sim: GoogleReportsSimulator, reader: SinkReader, due_before: float) -
         ident = activity["id"]
         visible = record["visible_at_unix"] <= now
         is_due = visible and parse_rfc3339(ident["time"]) < due_before
-        for index in range(len(activity["events"])):
-            key = bytes.fromhex(google_event_key(ident["time"], ident["uniqueQualifier"], index))
+        for event_id in google_activity_event_keys(activity):
+            key = bytes.fromhex(event_id)
             delivered = key in reader.ids
             matched += delivered
             if is_due:

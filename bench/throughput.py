@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests" / "sinks"))
 
 from kafka_harness import Broker, free_port  # noqa: E402
 
-from forwarder.schema.ids import calendly_event_key, google_event_key  # noqa: E402
+from forwarder.schema.ids import calendly_event_key, google_activity_event_keys  # noqa: E402
 from forwarder.timeutil import format_rfc3339  # noqa: E402
 
 
@@ -41,11 +41,7 @@ def _truth(endpoints: dict[str, Any]) -> set[str]:
         for e in get(endpoints["calendly_url"] + "/_sim/truth")["records"]
     }
     for record in get(endpoints["google_url"] + "/_sim/truth")["records"]:
-        activity = record["activity"]
-        ids |= {
-            google_event_key(activity["id"]["time"], activity["id"]["uniqueQualifier"], index)
-            for index in range(len(activity["events"]))
-        }
+        ids.update(google_activity_event_keys(record["activity"]))
     return ids
 
 

@@ -153,6 +153,14 @@ def _parser() -> argparse.ArgumentParser:
         default="ecs",
         help="output format (default: ecs)",
     )
+    normalize.add_argument(
+        "--internal-domain",
+        action="append",
+        metavar="DOMAIN",
+        help="an organization's own domain (repeatable; *.example.com for its subdomains): "
+        "Google grantees, guests, subscribers and recipients elsewhere are flagged external "
+        "(as a source's internal_domains); without it the flag is left out",
+    )
     normalize.set_defaults(handler=_normalize)
 
     from forwarder.simulators.server import build_arg_parser
@@ -396,11 +404,23 @@ def _normalize(args: argparse.Namespace) -> int:
     import time
 
     from forwarder.schema.normalize_stream import normalize_payload
+    from forwarder.schema.sharing import InternalDomains
     from forwarder.timeutil import format_rfc3339
 
+    internal_domains = None
+    if args.internal_domain:
+        try:
+            internal_domains = InternalDomains(args.internal_domain)
+        except ValueError as exc:
+            print(f"forwarder: --internal-domain: {exc}", file=sys.stderr)
+            return EXIT_CONFIG  # 2: a bad command line, as argparse says it
     data = sys.stdin.buffer.read()
     events, failures = normalize_payload(
-        args.source, data, ingested=format_rfc3339(time.time()), seal_formats=(args.format,)
+        args.source,
+        data,
+        ingested=format_rfc3339(time.time()),
+        seal_formats=(args.format,),
+        internal_domains=internal_domains,
     )
     out = sys.stdout.buffer
     try:

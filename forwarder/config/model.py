@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from forwarder.config.durations import Duration, parse_duration
+from forwarder.schema.sharing import InternalDomains
 
 EventFormat = Literal["ecs", "ocsf", "raw"]
 # The re-scan steps of the Google source before its settle_window (see
@@ -35,7 +36,7 @@ class SecretSource(Strict):
 
 
 class UntrustedApiLimits(Strict):
-    """What a source believes of its API, whatever the API says (see the README's threat
+    """What a source believes of its API, whatever the API says (see docs/delivery.md, threat
     model): response sizes, pages per window, waits it is asked for, clock offsets."""
 
     # Decompressed body size of one API response; a larger one is a retried error.
@@ -113,6 +114,17 @@ class GoogleCalendarSourceConfig(UntrustedApiLimits):
     # time, each buffering at most `backfill_buffer_pages` pages.
     backfill_concurrency: int = Field(default=4, ge=1, le=32)
     backfill_buffer_pages: int = Field(default=2, ge=1, le=100)
+    # The organization's own domains (`example.com`, `*.example.com` for its subdomains):
+    # a grantee, guest, subscriber or recipient elsewhere is flagged `external`. Unset:
+    # the flag is left out (unknown), never guessed from the actor's domain.
+    internal_domains: list[str] | None = Field(default=None, min_length=1, max_length=1000)
+
+    @field_validator("internal_domains")
+    @classmethod
+    def _internal_domains(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            InternalDomains(value)  # raises ValueError naming the bad entry
+        return value
 
     @model_validator(mode="before")
     @classmethod

@@ -13,6 +13,8 @@ Modules, one job each:
   ``calendly_messages``: the Calendly activity sentences.
 - ``ecs_mapping``: ``event.category`` / ``event.type`` / ``event.outcome`` (and Google's
   ``user.target`` parameter) for every event, one table per provider.
+- ``sharing``: what a Google grantee / guest / subscriber / recipient is (user, group,
+  domain, public...) and whether it is outside the source's ``internal_domains``.
 - ``field_reference``: every output field, its type, meaning and source; ``docs``
   renders it and the mapping tables as ``docs/schema.md``
   (``python -m forwarder.schema.docs > docs/schema.md``). The JSON Schema of the output

@@ -25,6 +25,7 @@ from forwarder.schema.ecs_mapping import CALENDLY_ACTIVITIES, EcsCategorization,
 from forwarder.schema.fields import (
     ECS_VERSION,
     DecodeProblem,
+    agent_fields,
     encode_original,
     is_ip,
     mistyped,
@@ -34,6 +35,7 @@ from forwarder.schema.fields import (
     user_from_email,
 )
 from forwarder.schema.ids import calendly_event_key
+from forwarder.schema.messages import safe_message
 from forwarder.schema.times import event_time
 
 PROVIDER = "calendly"
@@ -187,7 +189,7 @@ def normalize_entry(entry: Mapping[str, Any], *, ingested: str) -> Event:
             values = {"actor": label, "target": target_label or TARGET_FALLBACK}
             message = known.template.format_map(values)
     else:
-        ecs = calendly_unknown(namespace)
+        ecs = calendly_unknown(namespace, action)
         phrase = ACTIVITY_PHRASES.get((namespace, action)) or _activity_phrase(namespace, action)
         message = GENERIC_TEMPLATE.format_map({"actor": label, "activity": phrase})
 
@@ -195,6 +197,7 @@ def normalize_entry(entry: Mapping[str, Any], *, ingested: str) -> Event:
     document: dict[str, Any] = {
         "@timestamp": at_timestamp,
         "ecs": {"version": ECS_VERSION},
+        "agent": agent_fields(),
         "event": {
             "id": event_id,
             "kind": "event",
@@ -202,7 +205,6 @@ def normalize_entry(entry: Mapping[str, Any], *, ingested: str) -> Event:
             # document that a consumer may edit.
             "category": list(ecs.category),
             "type": list(ecs.type),
-            "outcome": ecs.outcome,
             "action": qualified,
             "provider": PROVIDER,
             "dataset": DATASET,
@@ -211,8 +213,12 @@ def normalize_entry(entry: Mapping[str, Any], *, ingested: str) -> Event:
             "ingested": ingested,
             "original": original,
         },
-        "message": message,
+        # Display names and actions are user- or API-supplied: escape controls and bidi.
+        "message": safe_message(message),
     }
+    if ecs.outcome is not None:
+        # The row's one outcome decision; absent where none applies (info, requests).
+        document["event"]["outcome"] = ecs.outcome
     if target is not None:
         user["target"] = target
     if user:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 
-from forwarder.schema import calendly, google_calendar
+from forwarder.schema import calendly, google_calendar, sharing
 from forwarder.schema.calendly_catalog import CALENDLY_CATEGORIES
 from forwarder.schema.calendly_messages import (
     ACTIVITY_TEMPLATES,
@@ -61,8 +61,14 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
     return lines
 
 
+def _outcome_cell(ecs: EcsCategorization) -> str:
+    # The one outcome decision (absent: none applies), with the row's reason if it has one.
+    outcome = _code(ecs.outcome) if ecs.outcome is not None else "none"
+    return f"{outcome} ({ecs.reason})" if ecs.reason else outcome
+
+
 def _ecs_cells(ecs: EcsCategorization) -> list[str]:
-    return [_codes(ecs.category), _codes(ecs.type), _code(ecs.outcome)]
+    return [_codes(ecs.category), _codes(ecs.type), _outcome_cell(ecs)]
 
 
 def _intro() -> list[str]:
@@ -80,7 +86,11 @@ def _intro() -> list[str]:
         "",
         "- One Google `Activity` can hold several `events[]`: each becomes its own document "
         "(`google_workspace.event_index` / `event_count`), all carrying the whole activity "
-        "in `event.original`.",
+        'in `event.original`. A record holding one event as an object (`"events": {...}`, '
+        "how collectors and archives such as Elastic's store them) is read as a list of that "
+        "one event: same `event.id` and document as from the API, but for `event.original` "
+        "(the record as received) and `event_index` / `event_count` (which count the "
+        "record's events; see [Event ids](#event-ids)).",
         "- `event.created` and `event.ingested` are both the time the forwarder read the "
         "record: neither API says when its audit record was written, and `@timestamp` is "
         "when the audited action happened.",
@@ -95,6 +105,18 @@ def _intro() -> list[str]:
         "fields (it stays in `event.original`) and named in `*.decode_problems`. A record "
         "that cannot be identified or timed goes to the dead-letter path instead.",
         f"- Missing Google message parameters read `{UNKNOWN}`.",
+        "- `event.outcome` is each row's one outcome decision, which also gives the OCSF "
+        "output's `status_id` / `status` (`success` -> Success, `failure` -> Failure): "
+        "the two formats never disagree. `none` means no `event.outcome` and no OCSF "
+        "status: `info` events (notifications, pending users) and requests, whose result "
+        "is a later event. An event missing from the tables takes its outcome from its "
+        "name (`Login.Failure`, `*_unsuccessful`: `failure`; `*_Succeeded`: `success`), "
+        "none otherwise. The reason of a row that departs from these rules, or changed, "
+        "follows its outcome.",
+        "- Messages never carry control characters (newlines, escape sequences) or "
+        "bidirectional marks and overrides from user-supplied values such as titles: they "
+        "are escaped (`\\n`, `\\x1b`, `\\u202e`); the raw values stay in the vendor "
+        "fields and `event.original`.",
         "",
     ]
 
@@ -114,6 +136,36 @@ def _fields() -> list[str]:
         "## Fields",
         "",
         *_table(("Field", "Type", "Meaning", "Google Calendar source", "Calendly source"), rows),
+        "",
+    ]
+
+
+def _event_ids() -> list[str]:
+    """How ``event.id`` is built (see :mod:`forwarder.schema.ids`) and why it is stable."""
+    return [
+        "## Event ids",
+        "",
+        "`event.id` is 32 hex digits: a 128-bit BLAKE2b digest of a JSON array that names "
+        "the audit event, starting with the provider. It depends only on the record, never "
+        "on when, where or how often it was read, so every re-read (Google's overlapping "
+        "re-scans, a restart, `forwarder normalize` on an archive) gives the same id, and "
+        "sinks de-duplicate on it: it is the Kafka message key and the Elasticsearch `_id`.",
+        "",
+        '- Google Calendar: `["google_calendar", id.customerId, id.time, '
+        "id.uniqueQualifier, events[].name, occurrence]`. `id.time` (verbatim) and "
+        "`id.uniqueQualifier` are Google's own key of the activity; `id.customerId` (`null` "
+        "when absent) keeps two Workspace customers in one SIEM apart; the event name tells "
+        "the events of one activity apart. Nothing in it is a position, so an event keeps "
+        "its id whether it arrives in the API's `events[]` array or as a record of its own "
+        "(`events` one object). `occurrence` counts the earlier events of the same name in "
+        "the same activity (0 for the first): two events of one name in one activity are "
+        "told apart only when they arrive together in the array shape; split one per "
+        "record, each reads 0 and they share an id.",
+        '- Calendly: `["calendly", uri]`, the entry\'s own unique URI.',
+        "- Releases before event names were part of Google ids numbered an event by its "
+        "position in `events[]`, which split records all share (index 0): sibling events "
+        "collided and were dropped. The upgrade changes every Google id once; checkpoints "
+        "of older releases keep working (their ids are still matched until they expire).",
         "",
     ]
 
@@ -156,7 +208,9 @@ def _google() -> list[str]:
         f"`{google_calendar.UNKNOWN_ACTOR}`; `{{IP_ADDRESS_IDENTIFIER}}` is `ipAddress`; "
         "other placeholders are parameters. `user_agent.original` comes from the "
         "`user_agent` parameter and `url.*` from `remote_ews_url` whenever present; "
-        "`error.code` from `interop_error_code` when the outcome is `failure`.",
+        "`error.code` from `interop_error_code` when the outcome is `failure`. "
+        "The `user.target from` parameter fills `user.target.*` only when it names a "
+        "user (see Sharing scopes).",
         "",
         *_table(header, rows),
         "",
@@ -229,9 +283,43 @@ def _calendly() -> list[str]:
     ]
 
 
+def _sharing() -> list[str]:
+    matches = {
+        sharing.PREFIX: "starts with {text}",
+        sharing.SUFFIX: "ends with {text}",
+        sharing.EXACT: "is {text}",
+        sharing.ADDRESS: "any other `local@domain`",
+        sharing.BARE_DOMAIN: "a bare domain name",
+    }
+    rows = (
+        [matches[rule.match].format(text=_code(rule.text)), _code(rule.kind), rule.reason]
+        for rule in sharing.PRINCIPAL_RULES
+    )
+    parties = ", ".join(
+        f"`{parameter}` -> `google_workspace.calendar.{party}`"
+        for parameter, party in sharing.PARTY_PARAMETERS.items()
+    )
+    return [
+        "## Sharing scopes",
+        "",
+        "Google writes ACL scopes, not only people, into the parameters that name a party: "
+        f"{parties}. Each is classified by the first matching rule below (case-insensitive; "
+        f"no match: `{sharing.UNKNOWN}`), keeping the value as sent in `.value`. Only kind "
+        f"`{sharing.USER}` fills `user.target.*`; kinds "
+        + " and ".join(f"`{kind}`" for kind in sorted(sharing.ADDRESS_KINDS))
+        + " add their address to `related.user`. `.external` is set when the source's "
+        "`internal_domains` is (exact names; `*.example.com` for subdomains) and the party "
+        f"has a domain; it is always `true` for `{sharing.PUBLIC}` and left out otherwise "
+        "(unknown: never guessed from the actor's domain).",
+        "",
+        *_table(("Value", "Kind", "Why"), rows),
+        "",
+    ]
+
+
 def render_markdown() -> str:
     """The whole of ``docs/schema.md``."""
-    return "\n".join([*_intro(), *_fields(), *_google(), *_calendly()])
+    return "\n".join([*_intro(), *_fields(), *_event_ids(), *_google(), *_sharing(), *_calendly()])
 
 
 def main() -> None:

@@ -11,14 +11,21 @@ Conventions, applied consistently:
   groups, teams, API/SCIM tokens) are ``iam``; everything else a person sets up
   (calendars, events, schedules, event types, integrations, settings) is
   ``configuration``; logins are ``authentication``; Exchange interop look-ups are
-  ``network`` ``access``.
+  ``api`` ``access`` (calls to Exchange Web Services or Google's free/busy API).
 - ``event.type`` says what happened to the object: ``creation`` / ``deletion`` /
   ``change``, ``access`` for reads (exports, print previews, look-ups), ``info`` for
   notifications and error reports, ``user`` / ``group`` / ``admin`` added for ``iam``.
-- ``event.outcome`` is ``success`` for things that happened, ``failure`` for
-  ``*_unsuccessful`` look-ups, failed logins and error reports, ``unknown`` for requests
-  whose result is not known yet (a deletion or ownership transfer requested) and for
-  unknown events.
+- ``outcome`` is the ONE outcome decision of a row, from which both formats are derived:
+  ECS ``event.outcome`` and OCSF ``status_id`` / ``status`` (``forwarder.schema.ocsf``).
+  ``success`` for things that happened, ``failure`` for ``*_unsuccessful`` look-ups,
+  failed logins and error reports, and ``None`` (no ``event.outcome``, no OCSF status)
+  where an outcome does not apply: ``event.type: info`` rows (ECS: "generally not
+  populated" for them) unless the row says otherwise with a reason, and requests whose
+  result is not known yet (a requested ownership transfer or data deletion is ``info``,
+  not a change). Unknown events get their outcome from their name alone
+  (:func:`outcome_from_name`: ``Login.Failure`` is a failure) and none otherwise.
+- ``reason`` says why a row is not what the conventions above would give, or why it
+  changed (the golden tests of such rows name the same reason).
 - Unknown events (a name or namespace/action not in these tables) get the ``*_UNKNOWN``
   row (namespace-specific category for a new action of a known Calendly namespace); the
   normalizers mark them ``Event.mapped = False``.
@@ -26,6 +33,7 @@ Conventions, applied consistently:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -40,6 +48,20 @@ OUTCOMES = ("success", "failure", "unknown")
 
 CATEGORY_EXPECTED_TYPES: Mapping[str, tuple[str, ...]] = MappingProxyType(
     {
+        # Since ECS 8.7 (elastic/ecs#2147).
+        "api": (
+            "access",
+            "admin",
+            "allowed",
+            "change",
+            "creation",
+            "deletion",
+            "denied",
+            "end",
+            "info",
+            "start",
+            "user",
+        ),
         "authentication": ("start", "end", "info"),
         "configuration": ("access", "change", "creation", "deletion", "info"),
         "database": ("access", "change", "info", "error"),
@@ -80,11 +102,15 @@ EVENT_TYPES = (
 
 @dataclass(frozen=True, slots=True)
 class EcsCategorization:
-    """The ECS categorization fields of one kind of event."""
+    """The ECS categorization fields of one kind of event, and its outcome decision."""
 
     category: tuple[str, ...]
     type: tuple[str, ...]
-    outcome: str
+    outcome: str | None
+    """``success`` / ``failure`` / ``unknown``, or None: no outcome applies. ECS
+    ``event.outcome`` and OCSF ``status_id`` are both derived from this one value."""
+    reason: str = ""
+    """Why the row departs from the module's conventions (or changed), when it does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +128,7 @@ SUCCESS, FAILURE, UNKNOWN = OUTCOMES
 _IAM = ("iam",)
 _IAM_CONFIGURATION = ("iam", "configuration")
 _CONFIGURATION = ("configuration",)
-_NETWORK = ("network",)
+_API = ("api",)
 _AUTHENTICATION = ("authentication",)
 _ACCESS = ("access",)
 _CHANGE = ("change",)
@@ -120,19 +146,41 @@ _GROUP_CREATION = ("group", "creation")
 _GROUP_DELETION = ("group", "deletion")
 
 
+NONE: str | None = None
+"""The outcome decision "not applicable": no ``event.outcome``, no OCSF status."""
+_DEFAULT = "default"
+
+
+def _outcome(type_: tuple[str, ...], outcome: str | None) -> str | None:
+    # The convention: things that happened succeeded; info rows carry no outcome.
+    if outcome != _DEFAULT:
+        return outcome
+    return NONE if "info" in type_ else SUCCESS
+
+
 def _ecs(
-    category: tuple[str, ...], type_: tuple[str, ...], outcome: str = SUCCESS
+    category: tuple[str, ...],
+    type_: tuple[str, ...],
+    outcome: str | None = _DEFAULT,
+    reason: str = "",
 ) -> EcsCategorization:
-    return EcsCategorization(category, type_, outcome)
+    return EcsCategorization(category, type_, _outcome(type_, outcome), reason)
 
 
 def _google(
     category: tuple[str, ...],
     type_: tuple[str, ...],
-    outcome: str = SUCCESS,
+    outcome: str | None = _DEFAULT,
     target: str | None = None,
+    reason: str = "",
 ) -> GoogleEcsRow:
-    return GoogleEcsRow(EcsCategorization(category, type_, outcome), target)
+    return GoogleEcsRow(_ecs(category, type_, outcome, reason), target)
+
+
+# An error report is a failure even though it is ``info``: the reason of those rows.
+_ERROR_REPORT = "an error report: info, but it says something failed"
+_EWS = "an API call (EWS, free/busy API): api, was network"
+_REQUEST = "a request, not a change: its result is a later event (issue 17)"
 
 
 # -- Google Calendar: one row per event name (the 38 of the catalog) ---------------------
@@ -151,7 +199,12 @@ GOOGLE_EVENTS: Mapping[str, GoogleEcsRow] = MappingProxyType(
         "change_calendar_timezone": _google(_CONFIGURATION, _CHANGE),
         "change_calendar_title": _google(_CONFIGURATION, _CHANGE),
         # notification
-        "notification_triggered": _google(_CONFIGURATION, _INFO, target="recipient_email"),
+        "notification_triggered": _google(
+            _CONFIGURATION,
+            _INFO,
+            target="recipient_email",
+            reason="info: no outcome (was success; ECS leaves it out for info events)",
+        ),
         # subscription_change
         "add_subscription": _google(_CONFIGURATION, _CREATION, target="subscriber_calendar_id"),
         "delete_subscription": _google(_CONFIGURATION, _DELETION, target="subscriber_calendar_id"),
@@ -175,24 +228,67 @@ GOOGLE_EVENTS: Mapping[str, GoogleEcsRow] = MappingProxyType(
         "change_event_title": _google(_CONFIGURATION, _CHANGE),
         # Ownership is access: a transfer is an IAM change, only done once accepted.
         "transfer_event_completed": _google(_IAM, _CHANGE),
-        "transfer_event_requested": _google(_IAM, _CHANGE, UNKNOWN, target="grantee_email"),
-        # interop (Exchange free/busy and resource look-ups over EWS)
-        "interop_freebusy_lookup_outbound_successful": _google(_NETWORK, _ACCESS),
-        "interop_freebusy_lookup_inbound_successful": _google(_NETWORK, _ACCESS),
-        "interop_exchange_resource_availability_lookup_successful": _google(_NETWORK, _ACCESS),
-        "interop_exchange_resource_list_lookup_successful": _google(_NETWORK, _ACCESS),
-        "interop_freebusy_lookup_outbound_unsuccessful": _google(_NETWORK, _ACCESS, FAILURE),
-        "interop_freebusy_lookup_inbound_unsuccessful": _google(_NETWORK, _ACCESS, FAILURE),
-        "interop_exchange_resource_availability_lookup_unsuccessful": _google(
-            _NETWORK, _ACCESS, FAILURE
+        "transfer_event_requested": _google(
+            _IAM, _INFO, target="grantee_email", reason=_REQUEST + "; was change/unknown"
         ),
-        "interop_exchange_resource_list_lookup_unsuccessful": _google(_NETWORK, _ACCESS, FAILURE),
+        # interop (Exchange free/busy and resource look-ups over EWS)
+        "interop_freebusy_lookup_outbound_successful": _google(_API, _ACCESS, reason=_EWS),
+        "interop_freebusy_lookup_inbound_successful": _google(_API, _ACCESS, reason=_EWS),
+        "interop_exchange_resource_availability_lookup_successful": _google(
+            _API, _ACCESS, reason=_EWS
+        ),
+        "interop_exchange_resource_list_lookup_successful": _google(_API, _ACCESS, reason=_EWS),
+        "interop_freebusy_lookup_outbound_unsuccessful": _google(
+            _API, _ACCESS, FAILURE, reason=_EWS
+        ),
+        "interop_freebusy_lookup_inbound_unsuccessful": _google(
+            _API, _ACCESS, FAILURE, reason=_EWS
+        ),
+        "interop_exchange_resource_availability_lookup_unsuccessful": _google(
+            _API, _ACCESS, FAILURE, reason=_EWS
+        ),
+        "interop_exchange_resource_list_lookup_unsuccessful": _google(
+            _API, _ACCESS, FAILURE, reason=_EWS
+        ),
     }
 )
 """Google Calendar event name -> ECS categorization and ``user.target`` parameter."""
 
-GOOGLE_UNKNOWN = GoogleEcsRow(_ecs(_CONFIGURATION, _INFO, UNKNOWN))
-"""The row of an event name not in :data:`GOOGLE_EVENTS`."""
+_BY_NAME = "or from the name: Failed, Failure, Error, Unsuccessful... -> failure"
+GOOGLE_UNKNOWN = GoogleEcsRow(_ecs(_CONFIGURATION, _INFO, reason=_BY_NAME))
+"""The row of an event name not in :data:`GOOGLE_EVENTS` whose name says no outcome."""
+
+# Words that make an action name a failure / a success, whatever the exact spelling
+# (``Failed``, ``Failure``, ``login_failed``, ``LoginFailure``, ``*_unsuccessful``).
+_FAILURE_WORDS = frozenset(
+    {"fail", "failed", "failure", "failures", "error", "errors", "unsuccessful", "denied",
+     "rejected", "invalid"}
+)  # fmt: skip
+_SUCCESS_WORDS = frozenset({"success", "succeeded", "successful", "succeed"})
+# Words of an identifier: snake_case, kebab-case, dotted, spaced or CamelCase.
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def outcome_from_name(name: str) -> str | None:
+    """``failure`` / ``success`` when an (unknown) event's name says so, else None.
+
+    Failure words win (``Failed_Success_Check`` is a failure): a missed failure hides an
+    attack, a missed success only loses a detail.
+    """
+    words = {word.lower() for word in _WORD.findall(name)}
+    if not _FAILURE_WORDS.isdisjoint(words):
+        return FAILURE
+    if not _SUCCESS_WORDS.isdisjoint(words):
+        return SUCCESS
+    return NONE
+
+
+def google_unknown(name: str) -> GoogleEcsRow:
+    """The row of an event name missing from :data:`GOOGLE_EVENTS`: outcome from its name."""
+    outcome = outcome_from_name(name)
+    if outcome is None:
+        return GOOGLE_UNKNOWN
+    return GoogleEcsRow(_ecs(_CONFIGURATION, _INFO, outcome, "unknown: outcome from its name"))
 
 
 # -- Calendly: one row per activity (namespace, action) of the catalog -------------------
@@ -207,9 +303,11 @@ CALENDLY_ACTIVITIES: Mapping[tuple[str, str], EcsCategorization] = MappingProxyT
         # A connected calendar is a connection created; an error is reported, not done.
         ("Calendar", "Connected"): _ecs(_CONFIGURATION, _CREATION),
         ("Calendar", "Disconnected"): _ecs(_CONFIGURATION, _DELETION),
-        ("Calendar", "Error"): _ecs(_CONFIGURATION, _INFO, FAILURE),
+        ("Calendar", "Error"): _ecs(_CONFIGURATION, _INFO, FAILURE, _ERROR_REPORT),
         ("Compliance", "Data_Deletion_Completed"): _ecs(_CONFIGURATION, _DELETION),
-        ("Compliance", "Data_Deletion_Requested"): _ecs(_CONFIGURATION, _DELETION, UNKNOWN),
+        ("Compliance", "Data_Deletion_Requested"): _ecs(
+            _CONFIGURATION, _INFO, reason=_REQUEST + "; was deletion/unknown"
+        ),
         ("Event_Type", "Collective_Created"): _ecs(_CONFIGURATION, _CREATION),
         ("Event_Type", "Collective_Updated"): _ecs(_CONFIGURATION, _CHANGE),
         ("Event_Type", "Collective_Deleted"): _ecs(_CONFIGURATION, _DELETION),
@@ -248,7 +346,7 @@ CALENDLY_ACTIVITIES: Mapping[tuple[str, str], EcsCategorization] = MappingProxyT
         ("Integrations", "Microsoft_Teams_Revoked"): _ecs(_CONFIGURATION, _DELETION),
         ("Integrations", "Salesforce_Connected"): _ecs(_CONFIGURATION, _CREATION),
         ("Integrations", "Salesforce_Disconnected"): _ecs(_CONFIGURATION, _DELETION),
-        ("Integrations", "Salesforce_Error"): _ecs(_CONFIGURATION, _INFO, FAILURE),
+        ("Integrations", "Salesforce_Error"): _ecs(_CONFIGURATION, _INFO, FAILURE, _ERROR_REPORT),
         ("Integrations", "Webex_Connected"): _ecs(_CONFIGURATION, _CREATION),
         ("Integrations", "Zoom_Connected"): _ecs(_CONFIGURATION, _CREATION),
         ("Integrations", "Zoom_Disconnected"): _ecs(_CONFIGURATION, _DELETION),
@@ -295,7 +393,7 @@ CALENDLY_ACTIVITIES: Mapping[tuple[str, str], EcsCategorization] = MappingProxyT
         ("User_Management", "Added"): _ecs(_IAM, _USER_CREATION),
         ("User_Management", "Deactivated"): _ecs(_IAM, _USER_CHANGE),
         ("User_Management", "Deleted"): _ecs(_IAM, _USER_DELETION),
-        ("User_Management", "Error"): _ecs(_IAM, _USER_INFO, FAILURE),
+        ("User_Management", "Error"): _ecs(_IAM, _USER_INFO, FAILURE, _ERROR_REPORT),
         # A pending invitation is a pending user: sending creates it, canceling deletes it.
         ("User_Management", "Invitation_Canceled"): _ecs(_IAM, _USER_DELETION),
         ("User_Management", "Invitation_Declined"): _ecs(_IAM, _USER_CHANGE),
@@ -305,7 +403,9 @@ CALENDLY_ACTIVITIES: Mapping[tuple[str, str], EcsCategorization] = MappingProxyT
         ("User_Management", "Reactivated"): _ecs(_IAM, _USER_CHANGE),
         ("User_Management", "Removed"): _ecs(_IAM, _USER_DELETION),
         ("User_Management", "Role_Changed"): _ecs(_IAM, _USER_CHANGE),
-        ("User_Management", "User_Pending"): _ecs(_IAM, _USER_INFO),
+        ("User_Management", "User_Pending"): _ecs(
+            _IAM, _USER_INFO, reason="info: no outcome (was success)"
+        ),
         ("User_Profile", "URL_Slug_Updated"): _ecs(_CONFIGURATION, _CHANGE),
         ("User_Profile", "Welcome_Message_Updated"): _ecs(_CONFIGURATION, _CHANGE),
         ("Workflows", "Assigned"): _ecs(_CONFIGURATION, _CHANGE),
@@ -336,19 +436,42 @@ CALENDLY_NAMESPACE_CATEGORIES: Mapping[str, tuple[str, ...]] = MappingProxyType(
         "Workflows": _CONFIGURATION,
     }
 )
-"""Category of a *new* action of a known namespace (with type ``info``, outcome unknown)."""
+"""Category of a *new* action of a known namespace (type ``info``, outcome from its name)."""
 
-CALENDLY_UNKNOWN = _ecs(_CONFIGURATION, _INFO, UNKNOWN)
-"""The categorization of an activity of an unknown namespace."""
+CALENDLY_UNKNOWN = _ecs(_CONFIGURATION, _INFO, reason=_BY_NAME)
+"""The categorization of an activity of an unknown namespace (whose name says no outcome)."""
 
 _CALENDLY_NAMESPACE_UNKNOWN: Mapping[str, EcsCategorization] = MappingProxyType(
     {
-        namespace: _ecs(category, _INFO, UNKNOWN)
+        namespace: _ecs(category, _INFO, reason=_BY_NAME)
         for namespace, category in CALENDLY_NAMESPACE_CATEGORIES.items()
     }
 )
+# Namespaces looked up whatever their case (``login``, ``LOGIN``): the API's spelling of
+# a category is only confirmed for two of them.
+_NAMESPACE_BY_FOLDED: Mapping[str, str] = MappingProxyType(
+    {namespace.casefold(): namespace for namespace in CALENDLY_NAMESPACE_CATEGORIES}
+)
+LOGIN_NAMESPACE = "Login"
 
 
-def calendly_unknown(namespace: str) -> EcsCategorization:
-    """The generic categorization of an activity missing from :data:`CALENDLY_ACTIVITIES`."""
-    return _CALENDLY_NAMESPACE_UNKNOWN.get(namespace, CALENDLY_UNKNOWN)
+def calendly_namespace(namespace: str) -> str:
+    """The catalog's spelling of ``namespace`` (case-insensitive), else ``namespace``."""
+    return _NAMESPACE_BY_FOLDED.get(namespace.casefold(), namespace)
+
+
+def calendly_unknown(namespace: str, action: str = "") -> EcsCategorization:
+    """The generic categorization of an activity missing from :data:`CALENDLY_ACTIVITIES`.
+
+    A known namespace keeps its category; the outcome comes from the action's name
+    (:func:`outcome_from_name`), and a login attempt whose name says how it ended
+    (``Login.Failure``, ``Login.Success``) is ``authentication`` ``start`` like the
+    catalog's ``Login.Failed`` / ``Login.Succeeded``.
+    """
+    known = calendly_namespace(namespace)
+    base = _CALENDLY_NAMESPACE_UNKNOWN.get(known, CALENDLY_UNKNOWN)
+    outcome = outcome_from_name(action) if action else None
+    if outcome is None:
+        return base
+    type_ = _START if known == LOGIN_NAMESPACE else _INFO
+    return _ecs(base.category, type_, outcome, "unknown: outcome from its name")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forwarder.schema.sharing import KINDS, PARTY_PARAMETERS
+
 NOT_SET = ""
 """A provider column for a field that provider never sets."""
 
@@ -30,6 +32,38 @@ class FieldDoc:
     """A free-form subtree: kept as the API sent it, its inner fields are not listed."""
 
 
+def _party_fields() -> tuple[FieldDoc, ...]:
+    """The fields of each classified party (``google_workspace.calendar.grantee``...)."""
+    kinds = ", ".join(f"`{kind}`" for kind in KINDS)
+    rows: list[FieldDoc] = []
+    for parameter, party in PARTY_PARAMETERS.items():
+        prefix = f"google_workspace.calendar.{party}"
+        source = f"`{parameter}` parameter"
+        rows += [
+            FieldDoc(f"{prefix}.value", "keyword", f"The {party}, as sent.", source, NOT_SET),
+            FieldDoc(
+                f"{prefix}.kind", "keyword",
+                f"What the {party} is: {kinds} (see Sharing scopes below).", source, NOT_SET,
+            ),
+            FieldDoc(
+                f"{prefix}.email", "keyword", f"The {party}'s address (kinds `user`, `group`).",
+                source, NOT_SET,
+            ),
+            FieldDoc(
+                f"{prefix}.domain", "keyword",
+                f"The {party}'s domain: of the address, or the domain shared with.",
+                source, NOT_SET,
+            ),
+            FieldDoc(
+                f"{prefix}.external", "boolean",
+                f"Whether the {party} is outside the source's `internal_domains`; absent "
+                "when unknown (setting unset, or no domain). Always `true` for `public`.",
+                source, NOT_SET,
+            ),
+        ]  # fmt: skip
+    return tuple(rows)
+
+
 FIELDS: tuple[FieldDoc, ...] = (
     # -- ECS ---------------------------------------------------------------------------
     FieldDoc(
@@ -38,10 +72,22 @@ FIELDS: tuple[FieldDoc, ...] = (
     ),
     FieldDoc("ecs.version", "keyword", "ECS version the document follows.", "constant", "constant"),
     FieldDoc(
+        "agent.type", "keyword",
+        "The shipper: always `forwarder`, so a SIEM can tell this forwarder's documents "
+        "from other shippers'.",
+        "constant", "constant",
+    ),
+    FieldDoc(
+        "agent.version", "keyword", "The forwarder's version (`forwarder.__version__`).",
+        "constant", "constant",
+    ),
+    FieldDoc(
         "event.id", "keyword",
         "Deterministic id (BLAKE2b-128 hex): the same audit event gets the same id on every "
         "read; sinks and SIEMs de-duplicate on it.",
-        "`id.time`, `id.uniqueQualifier`, index in `events[]`", "`uri`",
+        "`id.customerId`, `id.time`, `id.uniqueQualifier`, `events[].name` and its occurrence "
+        "in the activity (see Event ids below)",
+        "`uri`",
     ),
     FieldDoc("event.kind", "keyword", "Always `event`.", "constant", "constant"),
     FieldDoc(
@@ -54,7 +100,10 @@ FIELDS: tuple[FieldDoc, ...] = (
     ),
     FieldDoc(
         "event.outcome", "keyword",
-        "`success`, `failure` or `unknown`, from the mapping table below.",
+        "`success` or `failure`, from the mapping table below (the row's one outcome "
+        "decision, which also gives OCSF `status_id`); absent where no outcome applies "
+        "(`info` events, requests). An unknown event's comes from its name "
+        "(`Login.Failure` is a `failure`).",
         "`events[].name`", "`namespace`, `action`",
     ),
     FieldDoc(
@@ -121,18 +170,19 @@ FIELDS: tuple[FieldDoc, ...] = (
         NOT_SET, "`details.{user,member,invitee,assignee}` URI (`uri` or a URL string)",
     ),
     FieldDoc(
-        "user.target.email", "keyword", "The affected user's email address (or ACL scope).",
-        "the event's target parameter (mapping table) when it contains `@`",
+        "user.target.email", "keyword", "The affected user's email address.",
+        "the event's target parameter (mapping table) when it is of kind `user`",
         "`details.{user,member,invitee,assignee}.email`, or such a string with `@`",
     ),
     FieldDoc(
         "user.target.name", "keyword",
         "The affected user's short name (login part of the address, or the value itself).",
-        "the event's target parameter", "as `user.target.email`, else the display name",
+        "the event's target parameter (kind `user`) before `@`",
+        "as `user.target.email`, else the display name",
     ),
     FieldDoc(
         "user.target.domain", "keyword", "Domain of the affected user's address.",
-        "the event's target parameter after `@`", "`user.target.email` after `@`",
+        "the event's target parameter (kind `user`) after `@`", "`user.target.email` after `@`",
     ),
     FieldDoc(
         "user.target.full_name", "keyword", "The affected user's display name.",
@@ -163,6 +213,10 @@ FIELDS: tuple[FieldDoc, ...] = (
         "url.port", "long", "URL port, when explicit.", "`remote_ews_url` parameter", NOT_SET
     ),
     FieldDoc("url.path", "wildcard", "URL path.", "`remote_ews_url` parameter", NOT_SET),
+    FieldDoc(
+        "url.extension", "keyword", "Extension of the path's last segment, without the dot.",
+        "`remote_ews_url` parameter", NOT_SET,
+    ),
     FieldDoc("url.query", "keyword", "URL query string.", "`remote_ews_url` parameter", NOT_SET),
     FieldDoc(
         "url.fragment", "keyword", "URL fragment.", "`remote_ews_url` parameter", NOT_SET
@@ -174,8 +228,9 @@ FIELDS: tuple[FieldDoc, ...] = (
     FieldDoc(
         "related.user", "keyword[]",
         "Every user identifier the event names: actor and affected users.",
-        "actor email and profile id; `grantee_email`, `event_guest`, `recipient_email`, "
-        "`subscriber_calendar_id` parameters",
+        "actor email and profile id; the addresses (kinds `user`, `group`) of the "
+        "`grantee_email`, `event_guest`, `recipient_email`, `subscriber_calendar_id` "
+        "parameters",
         "`user.email`, `user.id`, `user.target.email`, `user.target.id`",
     ),
     FieldDoc(
@@ -227,11 +282,13 @@ FIELDS: tuple[FieldDoc, ...] = (
         "google_workspace.id.customer_id", "keyword", "Customer id.", "`id.customerId`", NOT_SET
     ),
     FieldDoc(
-        "google_workspace.event_index", "long", "Index of this event in the activity's `events[]`.",
+        "google_workspace.event_index", "long",
+        "Index of this event in the record's `events[]` (0 when `events` is one object).",
         "position in `events[]`", NOT_SET,
     ),
     FieldDoc(
-        "google_workspace.event_count", "long", "Number of events in the activity.",
+        "google_workspace.event_count", "long",
+        "Number of events in the record (1 when `events` is one object).",
         "length of `events[]`", NOT_SET,
     ),
     FieldDoc(
@@ -293,6 +350,7 @@ FIELDS: tuple[FieldDoc, ...] = (
         "google_workspace.calendar.resource_ids", "keyword[]", "Resource ids of the event.",
         "`events[].resourceIds`", NOT_SET,
     ),
+    *_party_fields(),
     FieldDoc(
         "google_workspace.decode_problems", "object[]",
         "`{field, problem}` for each field that could not be mapped as documented "

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from forwarder import __version__
 from forwarder.schema.errors import (
     INVALID_TYPE,
     INVALID_VALUE,
@@ -20,6 +21,17 @@ from forwarder.schema.errors import (
 
 # The ECS version the documents follow (``ecs.version``).
 ECS_VERSION = "8.11.0"
+
+# ECS ``agent.*``: which shipper produced a document, so a SIEM that receives several
+# can tell this forwarder's documents (and its version) apart.
+AGENT_TYPE = "forwarder"
+AGENT_VERSION = __version__
+
+
+def agent_fields() -> dict[str, str]:
+    """A fresh ``agent`` object (``type``, ``version``) for one document."""
+    return {"type": AGENT_TYPE, "version": AGENT_VERSION}
+
 
 DecodeProblem = dict[str, str]
 """``{"field": <path in the record>, "problem": <short code>}``, kept in the document."""

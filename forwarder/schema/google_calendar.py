@@ -1,8 +1,15 @@
 """Google Workspace Calendar audit activities (Reports API) to ECS-style events.
 
 One ``Activity`` can hold several ``events[]``; every one of them is a separate audit
-event with its own id (its index in ``events[]`` is part of the id) and document. The
-raw record of each is the whole activity, which is what the API returned.
+event with its own id (:func:`forwarder.schema.ids.google_event_key`: the activity's key
+and the event's name) and document. The raw record of each is the whole activity, which
+is what the API returned.
+
+Collectors and archives (Elastic's among them) split an activity into one record per
+event, with ``events`` a single object instead of a list. Such a record is read as the
+same activity with ``events: [that object]``: it gets the same id and the same document
+as the event read from the API (apart from ``event.original``, the record as received,
+and ``event_index`` / ``event_count``, which count the events of the record in hand).
 """
 
 from __future__ import annotations
@@ -16,8 +23,8 @@ from forwarder.events import Event
 from forwarder.schema.ecs_mapping import (
     FAILURE,
     GOOGLE_EVENTS,
-    GOOGLE_UNKNOWN,
     EcsCategorization,
+    google_unknown,
 )
 from forwarder.schema.errors import (
     INVALID_TYPE,
@@ -28,6 +35,7 @@ from forwarder.schema.errors import (
 from forwarder.schema.fields import (
     ECS_VERSION,
     DecodeProblem,
+    agent_fields,
     encode_original,
     is_ip,
     mistyped,
@@ -36,13 +44,26 @@ from forwarder.schema.fields import (
     problem,
     require_object,
     require_str,
-    target_user,
     user_from_email,
 )
 from forwarder.schema.google_calendar_catalog import CALENDAR_EVENTS, CalendarEventSpec
-from forwarder.schema.ids import google_event_key
-from forwarder.schema.messages import EMPTY_VALUES, Template, compile_template, render
+from forwarder.schema.ids import google_event_keys
+from forwarder.schema.messages import (
+    EMPTY_VALUES,
+    Template,
+    compile_template,
+    render,
+    safe_message,
+)
 from forwarder.schema.parameters import decode_parameters
+from forwarder.schema.sharing import (
+    ADDRESS_KINDS,
+    PARTY_PARAMETERS,
+    USER,
+    InternalDomains,
+    Principal,
+    party_fields,
+)
 from forwarder.schema.times import decode_calendar_seconds, decode_requested_period, event_time
 from forwarder.schema.urls import url_fields
 
@@ -53,12 +74,17 @@ DATASET = "google_workspace.calendar"
 UNKNOWN_ACTOR = "Someone"
 GENERIC_TEMPLATE = "{actor} performed the Calendar action {event_name}"
 """The message of an event name that is not in the catalog."""
-# Parameters that name people: they go to related.user so a search for a user finds the
-# events done *to* them too (ACL grantees, invited guests, notified recipients, subscribers).
-USER_PARAMETERS = ("grantee_email", "event_guest", "recipient_email", "subscriber_calendar_id")
+# Parameters that name a party (ACL grantees, invited guests, notified recipients,
+# subscribers): classified (forwarder.schema.sharing); the addresses among them go to
+# related.user so a search for a user finds the events done *to* them too.
+USER_PARAMETERS = tuple(PARTY_PARAMETERS)
 # Parameters with an ECS home of their own (they also stay in calendar.parameters).
 USER_AGENT_PARAMETER = "user_agent"
 URL_PARAMETER = "remote_ews_url"
+# The organizer's calendar id: a person's address for a primary calendar (related.user),
+# a calendar's own id (``...@group.calendar.google.com``, resources) otherwise.
+ORGANIZER_PARAMETER = "organizer_calendar_id"
+CALENDAR_ID_DOMAIN = ".calendar.google.com"
 ERROR_CODE_PARAMETER = "interop_error_code"
 INVALID_IP = "invalid_ip"
 INVALID_TIME = "invalid_time"
@@ -102,17 +128,28 @@ def activity_time(activity: Any) -> float:
     return event_time(ident.get("time"), "id.time")[0]
 
 
-def normalize_activity(activity: Mapping[str, Any], *, ingested: str) -> list[Event]:
+def normalize_activity(
+    activity: Mapping[str, Any],
+    *,
+    ingested: str,
+    internal_domains: InternalDomains | None = None,
+) -> list[Event]:
     """Every event of one Reports API ``Activity``, normalized, in ``events[]`` order.
+
+    ``events`` may also be one event as an object (the one-event-per-record shape of
+    collectors and archives): it is read as a list of that one event.
 
     ``ingested`` (RFC 3339) is when the forwarder read the record; it becomes both
     ``event.created`` and ``event.ingested``. Events whose name is not in the catalog are
     mapped generically and returned with ``mapped=False``.
 
+    ``internal_domains`` (the source's ``internal_domains``) decides whether a grantee,
+    guest, subscriber or recipient is ``external``; None leaves the flag out (unknown).
+
     Raises :class:`MalformedRecordError` when the activity cannot be identified: not an
     object, ``id.time`` missing or not RFC 3339, ``id.uniqueQualifier`` missing, ``events``
-    missing, not a list or empty, an event that is not an object or has no string
-    ``name``, or a record that is not plain JSON. Anything else that is off (mistyped
+    missing, neither a list nor an object, or empty, an event that is not an object or has
+    no string ``name``, or a record that is not plain JSON. Anything else that is off (mistyped
     optional fields or parameter values) is kept as well as possible and listed in
     ``google_workspace.decode_problems``; unknown event names are mapped generically.
     """
@@ -129,22 +166,27 @@ def normalize_activity(activity: Mapping[str, Any], *, ingested: str) -> list[Ev
         unique_qualifier = _require_unique_qualifier(ident)
     events = record.get("events")
     if type(events) is not list or not events:
-        _require_events(record)  # raises: missing, not a list or empty
+        events = _events_list(record)  # one event as an object, or raises
     names: list[str] = []
     for index, event in enumerate(events):
         name = event.get("name") if type(event) is dict else None
         if type(name) is not str or not name:
-            _require_events(record)  # raises if this event is not an object
+            _require_event_objects(events)  # raises if this event is not an object
             name = require_str(event, "name", f"events[{index}].name")
         names.append(name)
     original = encode_original(record, "activity")
 
-    shared = _activity_context(record, ident, time_text, at_timestamp, unique_qualifier, original)
+    shared = _activity_context(
+        record, ident, time_text, at_timestamp, unique_qualifier, original, len(events)
+    )
+    event_ids = google_event_keys(shared.customer_id, time_text, unique_qualifier, names)
     results: list[Event] = []
     for index, name in enumerate(names):
-        event_id = google_event_key(time_text, unique_qualifier, index)
+        event_id = event_ids[index]
         mapping = EVENT_MAPPINGS.get(name)
-        document = _document(shared, event_id, index, events[index], name, mapping, ingested)
+        document = _document(
+            shared, event_id, index, events[index], name, mapping, ingested, internal_domains
+        )
         # Positional: keyword arguments cost a measurable share of a dataclass __init__ here.
         results.append(
             Event(event_id, timestamp, PROVIDER, name, document, record, mapping is not None)
@@ -186,6 +228,7 @@ def _activity_context(
     at_timestamp: str,
     unique_qualifier: str,
     original: str,
+    event_count: int,
 ) -> _Activity:
     """Read the activity-level fields once; mistyped optional ones become decode problems.
 
@@ -260,7 +303,7 @@ def _activity_context(
         {"actor": actor_label, "IP_ADDRESS_IDENTIFIER": ip},
         actor_label,
         original,
-        len(record["events"]),
+        event_count,
     )
 
 
@@ -285,6 +328,7 @@ def _document(
     name: str,
     mapping: GoogleEventMapping | None,
     ingested: str,
+    internal_domains: InternalDomains | None = None,
 ) -> dict[str, Any]:
     """The ECS document of the ``index``-th event; built fresh, sharing no dict with others."""
     parameters_path, type_path, resource_ids_path = _event_paths(index)
@@ -294,14 +338,15 @@ def _document(
     if event_type is not None and type(event_type) is not str:
         event_type = mistyped(problems, type_path)
     if mapping is not None:
-        message = render(mapping.template, activity.message_values, parameters)
+        # Parameters are user-supplied (titles): no control or bidi character in message.
+        message = safe_message(render(mapping.template, activity.message_values, parameters))
         event_type = event_type or mapping.event_type
         ecs = mapping.ecs
         target_name = mapping.target
     else:
         values = {"actor": activity.actor_label, "event_name": name}
-        message = render(_GENERIC, values, EMPTY_VALUES)
-        ecs = GOOGLE_UNKNOWN.ecs
+        message = safe_message(render(_GENERIC, values, EMPTY_VALUES))
+        ecs = google_unknown(name).ecs
         target_name = None
 
     calendar: dict[str, Any] = {"event_name": name, "parameters": parameters}
@@ -336,6 +381,7 @@ def _document(
     document: dict[str, Any] = {
         "@timestamp": activity.at_timestamp,
         "ecs": {"version": ECS_VERSION},
+        "agent": agent_fields(),
         "event": {
             "id": event_id,
             "kind": "event",
@@ -343,7 +389,6 @@ def _document(
             # document that a consumer may edit.
             "category": list(ecs.category),
             "type": list(ecs.type),
-            "outcome": ecs.outcome,
             "action": name,
             "provider": PROVIDER,
             "dataset": DATASET,
@@ -354,12 +399,24 @@ def _document(
         },
         "message": message,
     }
+    if ecs.outcome is not None:
+        # The row's one outcome decision; absent where none applies (info, requests).
+        document["event"]["outcome"] = ecs.outcome
+    # The parties the parameters name, classified: a domain-wide or public grant is never
+    # taken for a user, and only a user's address fills user.target.
+    principals: dict[str, Principal] = {}
+    if not _USER_PARAMETER_NAMES.isdisjoint(parameters):
+        for parameter, field in PARTY_PARAMETERS.items():
+            value = parameters.get(parameter)
+            if value and type(value) is str:
+                principal, calendar[field] = party_fields(value, internal_domains)
+                principals[parameter] = principal
     user = user_from_email(email) if email else {}
     if profile_id:
         user["id"] = profile_id
-    target = parameters.get(target_name) if target_name is not None else None
-    if type(target) is str and target:
-        user["target"] = target_user(target)
+    target = principals.get(target_name) if target_name is not None else None
+    if target is not None and target.kind == USER and target.email is not None:
+        user["target"] = user_from_email(target.email)
     if user:
         document["user"] = user
     if ip is not None:
@@ -381,11 +438,13 @@ def _document(
     users = [email] if email else []
     if profile_id and profile_id != email:
         users.append(profile_id)
-    if not _USER_PARAMETER_NAMES.isdisjoint(parameters):
-        for parameter in USER_PARAMETERS:
-            value = parameters.get(parameter)
-            if value and type(value) is str and value not in users:
-                users.append(value)
+    for principal in principals.values():
+        address = principal.email
+        if principal.kind in ADDRESS_KINDS and address is not None and address not in users:
+            users.append(address)
+    organizer = parameters.get(ORGANIZER_PARAMETER)
+    if _is_user_calendar(organizer) and organizer not in users:
+        users.append(organizer)
     if users:
         document["related"] = {"user": users, "ip": [ip]} if ip is not None else {"user": users}
     elif ip is not None:
@@ -398,6 +457,11 @@ def _document(
         google_workspace["decode_problems"] = problems
     document["google_workspace"] = google_workspace
     return document
+
+
+def _is_user_calendar(value: Any) -> bool:
+    """Whether a calendar id is a person's address (a primary calendar is named by it)."""
+    return type(value) is str and "@" in value and not value.lower().endswith(CALENDAR_ID_DOMAIN)
 
 
 def _google_actor(activity: _Activity) -> dict[str, Any]:
@@ -442,18 +506,25 @@ def _require_unique_qualifier(ident: Mapping[str, Any]) -> str:
     return require_str(ident, "uniqueQualifier", "id.uniqueQualifier")
 
 
-def _require_events(record: Mapping[str, Any]) -> list[tuple[int, Mapping[str, Any]]]:
+def _events_list(record: Mapping[str, Any]) -> list[Any]:
+    """``events`` as a list: one event given as an object (a record split per event) is a
+    list of that event; raises when it is missing, empty or neither."""
     events = record.get("events")
     if events is None:
         raise MalformedRecordError(MISSING_FIELD, "events is missing")
+    if type(events) is dict or isinstance(events, Mapping):
+        return [events]
     if type(events) is not list:
-        raise MalformedRecordError(INVALID_TYPE, "events is not a list")
+        raise MalformedRecordError(INVALID_TYPE, "events is neither a list nor an object")
     if not events:
         raise MalformedRecordError(INVALID_VALUE, "events is empty")
+    return events
+
+
+def _require_event_objects(events: list[Any]) -> None:
     for index, event in enumerate(events):
         if type(event) is not dict and not isinstance(event, Mapping):
             raise MalformedRecordError(INVALID_TYPE, f"events[{index}] is not an object")
-    return list(enumerate(events))
 
 
 # Parameter name -> where its decoded RFC 3339 time goes under google_workspace.calendar

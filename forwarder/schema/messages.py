@@ -8,6 +8,7 @@ is a plain join. Placeholders are resolved from a mapping; a missing one renders
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from string import Formatter
 from types import MappingProxyType
@@ -22,6 +23,36 @@ EMPTY_VALUES: Mapping[str, Any] = MappingProxyType({})
 
 Template = tuple[tuple[str, str | None], ...]
 """``(literal text, placeholder name or None)`` pairs, in order."""
+
+
+# What must never reach ``message`` raw: C0 and C1 controls and DEL (a newline forges a
+# log line, ESC starts a terminal sequence), the bidirectional marks, embeddings,
+# overrides and isolates (U+061C, U+200E/F, U+202A-E, U+2066-9: "Trojan Source" text that
+# reads differently than it is), and the line/paragraph separators U+2028/9. Their raw
+# values stay in the vendor fields and ``event.original``.
+UNSAFE_CHARACTERS = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    character = match.group()
+    short = _SHORT_ESCAPES.get(character)
+    if short is not None:
+        return short
+    code = ord(character)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe_message(text: str) -> str:
+    """``text`` with every :data:`UNSAFE_CHARACTERS` escaped (``\\n``, ``\\x1b``,
+    ``\\u202e``): visible to an analyst, inert in a log viewer or terminal."""
+    # Fast path: every unsafe character is non-printable (Cc, Cf, Zl, Zp), and isprintable
+    # runs in C; most messages are printable and skip the regex.
+    if text.isprintable():
+        return text
+    return UNSAFE_CHARACTERS.sub(_escape, text)
 
 
 def compile_template(fmt: str) -> Template:

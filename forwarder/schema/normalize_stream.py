@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from itertools import repeat
 from types import MappingProxyType
 from typing import Any
@@ -20,6 +21,7 @@ import orjson
 from forwarder.events import Event
 from forwarder.schema import calendly, google_calendar
 from forwarder.schema.errors import INVALID_JSON, INVALID_TYPE, MalformedRecordError
+from forwarder.schema.sharing import InternalDomains
 
 Failure = tuple[Any, MalformedRecordError]
 """A record that could not be normalized (the parsed record, or the line's text) and why."""
@@ -32,8 +34,12 @@ def _calendly(record: Any, ingested: str) -> list[Event]:
     return [calendly.normalize_entry(record, ingested=ingested)]
 
 
-def _google(record: Any, ingested: str) -> list[Event]:
-    return google_calendar.normalize_activity(record, ingested=ingested)
+def _google(
+    record: Any, ingested: str, internal_domains: InternalDomains | None = None
+) -> list[Event]:
+    return google_calendar.normalize_activity(
+        record, ingested=ingested, internal_domains=internal_domains
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,13 +69,16 @@ def normalize_payload(
     *,
     ingested: str,
     seal_formats: tuple[str, ...] | None = None,
+    internal_domains: InternalDomains | None = None,
 ) -> tuple[list[Event], list[Failure]]:
     """Normalize every raw record in ``data`` (a response page, a JSON array or NDJSON).
 
     Returns the events in input order and the records that failed with their
     :class:`MalformedRecordError` (a line that is not JSON fails with ``invalid_json`` and
     is returned as text). With ``seal_formats`` every event is sealed in those formats
-    right after its record is normalized, as the sources do (:meth:`Event.seal`). Raises
+    right after its record is normalized, as the sources do (:meth:`Event.seal`).
+    ``internal_domains`` flags external grantees and guests of Google records (as a
+    source's ``internal_domains`` does); Calendly records have none. Raises
     ``ValueError`` only for an unknown ``provider``.
     """
     try:
@@ -90,6 +99,8 @@ def normalize_payload(
     else:
         records = _document_records(whole, fmt)
     normalize = fmt.normalize
+    if internal_domains is not None and fmt.normalize is _google:
+        normalize = partial(_google, internal_domains=internal_domains)
     for record, error in records:
         if error is None:
             try:

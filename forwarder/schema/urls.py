@@ -8,7 +8,8 @@ from urllib.parse import urlsplit
 
 def url_fields(text: str) -> dict[str, Any] | None:
     """``url.original`` plus the parts present: ``full``, ``scheme``, ``domain``, ``port``,
-    ``path``, ``query``, ``fragment``; ``None`` when ``text`` is not a parsable URL.
+    ``path``, ``extension``, ``query``, ``fragment``; ``None`` when ``text`` is not a
+    parsable URL.
 
     ``url.full`` is only set for an absolute URL (scheme and host). User information is
     never split out: ``url.password`` would copy a secret into a searchable field.
@@ -32,6 +33,10 @@ def url_fields(text: str) -> dict[str, Any] | None:
         url["port"] = port
     if parts.path:
         url["path"] = parts.path
+        # The last segment's extension without the dot (``asmx`` of Exchange.asmx).
+        stem, dot, extension = parts.path.rpartition("/")[2].rpartition(".")
+        if dot and stem and extension:
+            url["extension"] = extension
     if parts.query:
         url["query"] = parts.query
     if parts.fragment:

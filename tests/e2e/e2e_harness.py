@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from forwarder.schema.ids import calendly_event_key, google_event_key
+from forwarder.schema.ids import calendly_event_key, google_activity_event_keys
 from forwarder.timeutil import format_rfc3339
 
 
@@ -65,11 +65,7 @@ class Simulators:
         google = _get_json(self.endpoints["google_url"] + "/_sim/truth")["records"]
         ids = {calendly_event_key(entry["uri"]) for entry in calendly}
         for record in google:
-            activity = record["activity"]
-            ids |= {
-                google_event_key(activity["id"]["time"], activity["id"]["uniqueQualifier"], i)
-                for i in range(len(activity["events"]))
-            }
+            ids.update(google_activity_event_keys(record["activity"]))
         return ids
 
     def stop(self) -> None:
@@ -144,11 +140,11 @@ def _get_json(url: str) -> Any:
 def file_ids(path: Path) -> list[str]:
     if not path.exists():
         return []
-    ids = []
-    for line in path.read_bytes().splitlines():
-        if line.endswith(b"}"):
-            ids.append(orjson.loads(line)["event"]["id"])
-    return ids
+    data = path.read_bytes()
+    # Only whole lines: the daemon may be writing the last one (which can end in a "}" of
+    # a nested object before it is complete).
+    complete = data[: data.rfind(b"\n") + 1]
+    return [orjson.loads(line)["event"]["id"] for line in complete.splitlines() if line]
 
 
 def write_config(path: Path, simulators: Simulators, state: Path, **options: Any) -> Path:

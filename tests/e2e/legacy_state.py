@@ -15,7 +15,11 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from forwarder.schema.ids import calendly_event_key, google_event_key
+from forwarder.schema.ids import (
+    calendly_event_key,
+    google_activity_event_keys,
+    legacy_google_event_key,
+)
 from forwarder.sources.untrusted import dead_letter_key
 from forwarder.timeutil import format_rfc3339, parse_rfc3339
 
@@ -36,10 +40,16 @@ def legacy_calendly(delivered: Iterable[dict[str, Any]], overlap: float = 5.0) -
 
 
 def google_ids(activity: dict[str, Any]) -> list[str]:
-    """The event ids of one activity."""
+    """The event ids of one activity (today's: what the sinks receive)."""
+    return google_activity_event_keys(activity) if activity.get("events") else []
+
+
+def legacy_google_ids(activity: dict[str, Any]) -> list[str]:
+    """The event ids releases before issue 17 gave one activity (by position in
+    ``events[]``): what their checkpoints hold in ``seen``."""
     ident = activity["id"]
     return [
-        google_event_key(ident["time"], ident["uniqueQualifier"], index)
+        legacy_google_event_key(ident["time"], ident["uniqueQualifier"], index)
         for index in range(len(activity.get("events") or []))
     ]
 
@@ -53,8 +63,9 @@ def legacy_google(
 ) -> tuple[dict[str, Any], Counter[str]]:
     """The Google checkpoint after a poll at ``scanned_at`` that read everything up to
     ``scanned_at - end_margin`` (the watermark; ``final_before`` a settle window before
-    the poll; the ids of the events delivered since), and the events delivered by then:
-    every one the API showed. ``records``: the simulator's ground truth
+    the poll; the ids of the events delivered since, as that release computed them), and
+    the events delivered by then: every one the API showed, counted by today's id (what
+    the release after the upgrade delivers). ``records``: the simulator's ground truth
     (``{"activity", "visible_at_unix"}``)."""
     watermark = scanned_at - end_margin
     final_before = scanned_at - settle_window
@@ -65,9 +76,9 @@ def legacy_google(
         when = parse_rfc3339(activity["id"]["time"])
         if when >= watermark or record["visible_at_unix"] > scanned_at:
             continue
-        for key in google_ids(activity):
-            delivered[key] += 1
-            if when >= final_before:
+        delivered.update(google_ids(activity))
+        if when >= final_before:
+            for key in legacy_google_ids(activity):
                 seen[key] = when
     checkpoint = {
         "watermark": watermark,

@@ -71,7 +71,7 @@ from hostile_harness import (
 )
 from hostile_sink import ENCODINGS, HostileSink, SinkMode
 
-from forwarder.schema.ids import calendly_event_key, google_event_key
+from forwarder.schema.ids import calendly_event_key, google_activity_event_keys
 from forwarder.timeutil import format_rfc3339, parse_rfc3339
 
 pytestmark = pytest.mark.slow
@@ -141,11 +141,7 @@ class Truth:
             r["activity"] for r in _get_json(endpoints["google_url"] + "/_sim/truth")["records"]
         ]
         calendly.sort(key=lambda entry: parse_rfc3339(entry["occurred_at"]))
-        google_ids = {
-            google_event_key(a["id"]["time"], a["id"]["uniqueQualifier"], index)
-            for a in google
-            for index in range(len(a["events"]))
-        }
+        google_ids = {key for a in google for key in google_activity_event_keys(a)}
         truth = cls(
             calendly,
             google,

@@ -39,8 +39,12 @@ ALL_ROWS: list[tuple[str, EcsCategorization]] = [
 ]
 
 
-def _ecs(key: tuple[str, str]) -> tuple[tuple[str, ...], tuple[str, ...], str]:
+def _ecs(key: tuple[str, str]) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
     ecs = CALENDLY_ACTIVITIES[key]
+    return ecs.category, ecs.type, ecs.outcome
+
+
+def _fields(ecs: EcsCategorization) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
     return ecs.category, ecs.type, ecs.outcome
 
 
@@ -58,7 +62,11 @@ def test_rows_use_ecs_allowed_values_that_fit_together(name: str, ecs: EcsCatego
     assert ecs.type and set(ecs.type) <= set(EVENT_TYPES)
     assert len(set(ecs.category)) == len(ecs.category)
     assert len(set(ecs.type)) == len(ecs.type)
-    assert ecs.outcome in OUTCOMES
+    # One outcome decision per row (None: no event.outcome, no OCSF status); an info row
+    # has none unless its reason says why (an error report is a failure).
+    assert ecs.outcome in (*OUTCOMES, None)
+    if "info" in ecs.type and ecs.outcome is not None:
+        assert ecs.reason, name
     # ECS lists the types it expects with each category: every type fits one of them.
     for event_type in ecs.type:
         assert any(event_type in CATEGORY_EXPECTED_TYPES[c] for c in ecs.category), event_type
@@ -77,11 +85,16 @@ def test_google_rules() -> None:
         elif name.endswith("_successful"):
             assert row.ecs.outcome == "success", name
         if CALENDAR_EVENTS[name].type == "interop":
-            assert row.ecs.category == ("network",), name
+            # Issue 17: EWS / free-busy look-ups are API calls.
+            assert row.ecs.category == ("api",), name
     assert GOOGLE_EVENTS["create_event"].ecs.type == ("creation",)
     assert GOOGLE_EVENTS["delete_calendar"].ecs.type == ("deletion",)
     assert GOOGLE_EVENTS["transfer_event_requested"].target == "grantee_email"
-    assert GOOGLE_UNKNOWN.ecs == EcsCategorization(("configuration",), ("info",), "unknown")
+    assert _fields(GOOGLE_UNKNOWN.ecs) == (("configuration",), ("info",), None)
+    # Issue 17: a request is not a change, a notification has no outcome.
+    requested = GOOGLE_EVENTS["transfer_event_requested"].ecs
+    assert (requested.category, requested.type, requested.outcome) == (("iam",), ("info",), None)
+    assert GOOGLE_EVENTS["notification_triggered"].ecs.outcome is None
 
 
 def test_google_targets_are_documented_user_parameters() -> None:
@@ -121,8 +134,15 @@ def test_calendly_rules() -> None:
 
 
 def test_unknown_calendly_activities_keep_their_namespace_category() -> None:
-    assert calendly_unknown("Login") == EcsCategorization(("authentication",), ("info",), "unknown")
+    assert _fields(calendly_unknown("Login")) == (("authentication",), ("info",), None)
     assert calendly_unknown("Nope") is CALENDLY_UNKNOWN
+    # Issue 17: an unknown action's name decides its outcome (a failed login is a failure).
+    failure = calendly_unknown("Login", "Failure")
+    assert (failure.category, failure.type, failure.outcome) == (
+        ("authentication",),
+        ("start",),
+        "failure",
+    )
 
 
 def test_calendly_templates_use_only_actor_and_target() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from forwarder.schema.google_calendar import normalize_activity
 from forwarder.schema.google_calendar_catalog import CALENDAR_EVENTS
+from forwarder.schema.sharing import PARTY_PARAMETERS
 
 from .builders import INGESTED, activity, gevent, param
 
@@ -55,6 +56,19 @@ VALUES: dict[str, dict[str, Any]] = {
     "subscriber_calendar_id": {"value": "dave@example.com"},
     "user_agent": {"value": USER_AGENT},
 }
+# The parties the golden values name, classified (forwarder.schema.sharing): added to every
+# event with one of these parameters when grantees/guests/subscribers/recipients stopped
+# being read as users by default. No internal_domains here, so no `external` flag.
+PARTIES: dict[str, dict[str, Any]] = {
+    "grantee": {"value": "bob@partner.example", "kind": "user", "email": "bob@partner.example",
+                "domain": "partner.example"},
+    "guest": {"value": "erin@partner.example", "kind": "user", "email": "erin@partner.example",
+              "domain": "partner.example"},
+    "recipient": {"value": "carol@example.com", "kind": "user", "email": "carol@example.com",
+                  "domain": "example.com"},
+    "subscriber": {"value": "dave@example.com", "kind": "user", "email": "dave@example.com",
+                   "domain": "example.com"},
+}  # fmt: skip
 TYPED = {
     name: next(iter(value.values())) if "intValue" not in value else int(value["intValue"])
     for name, value in VALUES.items()
@@ -65,7 +79,8 @@ class Golden(NamedTuple):
     message: str
     category: list[str]
     type: list[str]
-    outcome: str
+    outcome: str | None
+    """None: no event.outcome (and no OCSF status); see ecs_mapping's row reasons."""
     target: str | None = None
 
 
@@ -110,7 +125,8 @@ GOLDEN: dict[str, Golden] = {
     "notification_triggered": Golden(
         "alice@example.com triggered an email notification of type calendar_event_reminder "
         "to carol@example.com",
-        _CONF, ["info"], "success", "carol@example.com",
+        # Issue 17: info, so no outcome (was "success").
+        _CONF, ["info"], None, "carol@example.com",
     ),
     "add_subscription": Golden(
         "alice@example.com subscribed dave@example.com to calendar_event_reminder "
@@ -186,43 +202,45 @@ GOLDEN: dict[str, Golden] = {
     "transfer_event_requested": Golden(
         "alice@example.com requested transferring ownership of the event Quarterly review "
         "to bob@partner.example",
-        ["iam"], ["change"], "unknown", "bob@partner.example",
+        # Issue 17: a request, not a change (was change / "unknown").
+        ["iam"], ["info"], None, "bob@partner.example",
     ),
+    # Issue 17: the EWS / free-busy look-ups are API calls: "api" (was "network").
     "interop_freebusy_lookup_outbound_successful": Golden(
         "alice@example.com successfully fetched availability of Exchange calendar "
         "alice@example.com",
-        ["network"], ["access"], "success",
+        ["api"], ["access"], "success",
     ),
     "interop_freebusy_lookup_inbound_successful": Golden(
         "Exchange Server at 198.51.100.23 acting as alice@example.com successfully fetched "
         "availability for Google calendar alice@example.com",
-        ["network"], ["access"], "success",
+        ["api"], ["access"], "success",
     ),
     "interop_exchange_resource_availability_lookup_successful": Golden(
         "alice@example.com successfully attempted to fetch availability of alice@example.com",
-        ["network"], ["access"], "success",
+        ["api"], ["access"], "success",
     ),
     "interop_exchange_resource_list_lookup_successful": Golden(
         f"alice@example.com successfully fetched Exchange resource list from {EWS_URL}",
-        ["network"], ["access"], "success",
+        ["api"], ["access"], "success",
     ),
     "interop_freebusy_lookup_outbound_unsuccessful": Golden(
         "alice@example.com unsuccessfully attempted to fetch availability of Exchange "
         "calendar alice@example.com",
-        ["network"], ["access"], "failure",
+        ["api"], ["access"], "failure",
     ),
     "interop_freebusy_lookup_inbound_unsuccessful": Golden(
         "Exchange Server at 198.51.100.23 acting as alice@example.com unsuccessfully "
         "attempted to fetch availability for Google calendar alice@example.com",
-        ["network"], ["access"], "failure",
+        ["api"], ["access"], "failure",
     ),
     "interop_exchange_resource_availability_lookup_unsuccessful": Golden(
         "alice@example.com unsuccessfully attempted to fetch availability of alice@example.com",
-        ["network"], ["access"], "failure",
+        ["api"], ["access"], "failure",
     ),
     "interop_exchange_resource_list_lookup_unsuccessful": Golden(
         f"alice@example.com unsuccessfully fetched Exchange resource list from {EWS_URL}",
-        ["network"], ["access"], "failure",
+        ["api"], ["access"], "failure",
     ),
 }  # fmt: skip
 
@@ -257,7 +275,7 @@ def test_golden_event(name: str) -> None:
     assert event.mapped is True
     assert doc["event"]["category"] == golden.category
     assert doc["event"]["type"] == golden.type
-    assert doc["event"]["outcome"] == golden.outcome
+    assert doc["event"].get("outcome") == golden.outcome
     assert doc["event"]["kind"] == "event"
     assert doc["event"]["created"] == doc["event"]["ingested"] == INGESTED
 
@@ -290,6 +308,7 @@ def test_golden_event(name: str) -> None:
             "domain": "mail.partner.example",
             "port": 8443,
             "path": "/EWS/Exchange.asmx",
+            "extension": "asmx",  # issue 17
             "query": "realm=fr",
         }
     else:
@@ -304,6 +323,11 @@ def test_golden_event(name: str) -> None:
     assert calendar["event_type"] == spec.type
     # Every documented parameter, typed (intValue -> int, boolValue -> bool).
     assert calendar["parameters"] == {p: TYPED[p] for p in spec.parameters}
+    for parameter, party in PARTY_PARAMETERS.items():
+        if parameter in spec.parameters:
+            assert calendar[party] == PARTIES[party]
+        else:
+            assert party not in calendar
     if "start_time" in spec.parameters:
         # Rata Die seconds: the meeting starts 27 minutes after the 07:03Z activity.
         assert calendar["event_start"] == "2025-04-01T07:30:00Z"
@@ -346,11 +370,11 @@ def test_several_events_of_one_activity_each_get_their_own_mapping() -> None:
         gevent("brand_new_thing"),
     )
     events = normalize_activity(record, ingested=INGESTED)
-    assert [(e.document["event"]["type"], e.document["event"]["outcome"]) for e in events] == [
+    assert [(e.document["event"]["type"], e.document["event"].get("outcome")) for e in events] == [
         (["creation"], "success"),
         (["change"], "success"),
         (["access"], "failure"),
-        (["info"], "unknown"),
+        (["info"], None),  # issue 17: an unknown name that says no outcome has none
     ]
     assert [e.mapped for e in events] == [True, True, True, False]
     assert "target" not in events[0].document["user"]
@@ -385,10 +409,17 @@ def test_unparsable_ews_url_is_kept_and_noted(url: str, expected: dict[str, Any]
     } in event.document["google_workspace"]["decode_problems"]
 
 
-def test_acl_scope_without_at_sign_is_a_target_name() -> None:
+def test_acl_scope_without_at_sign_is_a_domain_not_a_target() -> None:
+    # Changed (sharing scopes): a bare domain is a domain-wide grant, not a user named
+    # "example.com"; it is classified and user.target is left out.
     record = activity(gevent("change_calendar_acls", param("grantee_email", value="example.com")))
     [event] = normalize_activity(record, ingested=INGESTED)
-    assert event.document["user"]["target"] == {"name": "example.com"}
+    assert "target" not in event.document["user"]
+    assert event.document["google_workspace"]["calendar"]["grantee"] == {
+        "value": "example.com",
+        "kind": "domain",
+        "domain": "example.com",
+    }
 
 
 def test_undocumented_parameters_pass_through_typed() -> None:

@@ -13,6 +13,7 @@ from forwarder.schema.calendly import normalize_entry
 from forwarder.schema.errors import REASONS, MalformedRecordError
 from forwarder.schema.google_calendar import normalize_activity
 from forwarder.schema.ids import calendly_event_key, google_event_key
+from forwarder.schema.messages import safe_message
 from forwarder.schema.normalize_stream import normalize_payload
 
 from .builders import INGESTED, calendly_entry, user_actor
@@ -86,7 +87,8 @@ def test_calendly_unicode_entries_map_and_serialize(
     _check_document(event.document, entry)
     assert event.action == f"{namespace}.{action}"
     if display_name:
-        assert event.document["message"].startswith(display_name + " ")
+        # Issue 17: control and bidi characters are escaped in the message.
+        assert event.document["message"].startswith(safe_message(display_name) + " ")
 
 
 @PROPERTY_SETTINGS
@@ -100,9 +102,11 @@ def test_normalize_payload_never_raises(data: bytes, provider: str) -> None:
 
 
 @PROPERTY_SETTINGS
-@given(TEXT, TEXT, st.integers(min_value=0, max_value=1000), TEXT)
-def test_ids_are_pure_functions(time: str, qualifier: str, index: int, uri: str) -> None:
-    assert google_event_key(time, qualifier, index) == google_event_key(time, qualifier, index)
-    assert google_event_key(time, qualifier, index) != google_event_key(time, qualifier, index + 1)
+@given(TEXT, TEXT, TEXT, st.integers(min_value=0, max_value=1000), TEXT)
+def test_ids_are_pure_functions(time: str, qualifier: str, name: str, index: int, uri: str) -> None:
+    key = google_event_key(None, time, qualifier, name, index)
+    assert key == google_event_key(None, time, qualifier, name, index)
+    assert key != google_event_key(None, time, qualifier, name, index + 1)
+    assert key != google_event_key(None, time, qualifier, name + "x", index)
     assert calendly_event_key(uri) == calendly_event_key(uri)
     assert calendly_event_key(uri) != calendly_event_key(uri + "x")

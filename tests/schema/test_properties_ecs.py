@@ -17,12 +17,15 @@ from forwarder.schema.ecs_mapping import (
     CALENDLY_ACTIVITIES,
     CALENDLY_NAMESPACE_CATEGORIES,
     GOOGLE_EVENTS,
+    calendly_namespace,
+    outcome_from_name,
 )
 from forwarder.schema.errors import REASONS, MalformedRecordError
 from forwarder.schema.google_calendar import normalize_activity
 from forwarder.schema.google_calendar_catalog import CALENDAR_EVENTS
-from forwarder.schema.messages import UNKNOWN
+from forwarder.schema.messages import UNKNOWN, safe_message
 from forwarder.schema.normalize_stream import normalize_payload
+from forwarder.schema.sharing import classify
 
 from .builders import INGESTED, activity, calendly_entry, user_actor
 from .strategies import ANY_RECORDS, INT64, JSON_VALUES, PROPERTY_SETTINGS, TEXT, activities
@@ -68,24 +71,28 @@ def test_google_messages_render_faithfully(
     doc = normalized.document
     spec = CALENDAR_EVENTS[name]
 
-    # Values are inserted verbatim: braces, control characters, RTL overrides and all.
+    # Values are inserted verbatim (braces and all), then control and bidi characters are
+    # escaped (issue 17): the message is the template filled, made safe.
     placeholders = {"actor": email, "IP_ADDRESS_IDENTIFIER": ip if ip is not None else UNKNOWN}
     for parameter in spec.parameters:
         value = decoded.get(parameter)
         placeholders[parameter] = UNKNOWN if value is None else str(value)
-    assert doc["message"] == spec.message.format_map(placeholders)
+    assert doc["message"] == safe_message(spec.message.format_map(placeholders))
 
     row = GOOGLE_EVENTS[name]
-    assert (doc["event"]["category"], doc["event"]["type"], doc["event"]["outcome"]) == (
+    assert (doc["event"]["category"], doc["event"]["type"], doc["event"].get("outcome")) == (
         list(row.ecs.category),
         list(row.ecs.type),
         row.ecs.outcome,
     )
     target = decoded.get(row.target) if row.target else None
-    assert (doc["user"].get("target") is not None) == bool(target)
-    if target:
-        key = "email" if "@" in target else "name"
-        assert doc["user"]["target"][key] == target
+    # Sharing scopes: only a party classified as a user is a target (a domain, the public,
+    # a group or a calendar id is not), and it is named by its address.
+    principal = classify(target) if type(target) is str and target else None
+    is_user = principal is not None and principal.kind == "user"
+    assert (doc["user"].get("target") is not None) == is_user
+    if principal is not None and is_user:
+        assert doc["user"]["target"]["email"] == principal.email
     user_agent = decoded.get("user_agent")
     assert doc.get("user_agent") == ({"original": user_agent} if user_agent else None)
     if decoded.get("remote_ews_url"):
@@ -102,9 +109,12 @@ def test_google_unknown_names_are_generic_and_unmapped(record: dict[str, Any]) -
         doc = event.document
         assert event.mapped is (source["name"] in CALENDAR_EVENTS)
         if not event.mapped:
-            assert doc["event"]["outcome"] == "unknown"
+            # Issue 17: the outcome comes from the name alone (none when it says none).
+            assert doc["event"].get("outcome") == outcome_from_name(source["name"])
             assert doc["event"]["type"] == ["info"]
-            assert doc["message"].endswith(" performed the Calendar action " + source["name"])
+            assert doc["message"].endswith(
+                " performed the Calendar action " + safe_message(source["name"])
+            )
 
 
 _TARGETS = st.one_of(
@@ -154,11 +164,11 @@ def test_calendly_messages_render_faithfully(
 
     template = ACTIVITY_TEMPLATES[key]
     label = _expected_label(target)
-    assert doc["message"] == template.format(actor=display_name, target=label)
+    assert doc["message"] == safe_message(template.format(actor=display_name, target=label))
     ecs = CALENDLY_ACTIVITIES[key]
     assert doc["event"]["category"] == list(ecs.category)
     assert doc["event"]["type"] == list(ecs.type)
-    assert doc["event"]["outcome"] == ecs.outcome
+    assert doc["event"].get("outcome") == ecs.outcome
     assert doc["calendly"]["details"] == details
     assert event.mapped is True
     if actor_type == "System":
@@ -171,8 +181,13 @@ def test_calendly_unknown_activities_are_unmapped(namespace: str, action: str) -
     assume((namespace, action) not in CALENDLY_ACTIVITIES)
     event = normalize_entry(calendly_entry(namespace, action), ingested=INGESTED)
     assert event.mapped is False
-    assert event.document["event"]["outcome"] == "unknown"
-    assert event.document["event"]["type"] == ["info"]
+    # Issue 17: the outcome comes from the action's name alone (none when it says none); a
+    # login attempt that says how it ended is a start, like Login.Failed.
+    outcome = outcome_from_name(action)
+    assert event.document["event"].get("outcome") == outcome
+    login = calendly_namespace(namespace) == "Login" and outcome is not None
+    assert event.document["event"]["type"] == (["start"] if login else ["info"])
+    namespace = calendly_namespace(namespace)
     category = CALENDLY_NAMESPACE_CATEGORIES.get(namespace, ("configuration",))
     assert event.document["event"]["category"] == list(category)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from forwarder.schema.ids import calendly_event_key, google_event_key
+from forwarder.schema.ids import calendly_event_key, google_activity_event_keys
 from forwarder.sources.base import SourceError
 
 T0 = 1_800_000_000.0
@@ -70,8 +70,6 @@ def google_truth(
         if visible_before is not None and record["visible_at_unix"] > visible_before:
             continue
         activity = record["activity"]
-        for index in range(len(activity.get("events") or [])):
-            ids[
-                google_event_key(activity["id"]["time"], activity["id"]["uniqueQualifier"], index)
-            ] += 1
+        if activity.get("events"):
+            ids.update(google_activity_event_keys(activity))
     return ids

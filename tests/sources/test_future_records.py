@@ -13,7 +13,7 @@ from hostile import rewrite_json
 from runner_harness import SourcePipeline
 from source_harness import HOUR, T0, drain, event_ids, google_truth, sample
 
-from forwarder.schema.ids import calendly_event_key, google_event_key
+from forwarder.schema.ids import calendly_event_key, google_activity_event_keys
 from forwarder.sources.google import calendar as google_calendar
 from forwarder.sources.google.keys import activity_key
 from forwarder.timeutil import parse_rfc3339
@@ -191,10 +191,7 @@ async def test_google_activity_dated_9999_is_delivered_flagged_and_moves_nothing
     proxy.push("/activity/", rewrite_json(slip_in), count=1000)
     source = make_source(base_url=proxy.url)
     source.restore(None)
-    future_ids = [
-        google_event_key(future["id"]["time"], future["id"]["uniqueQualifier"], index)
-        for index in range(len(future["events"]))
-    ]
+    future_ids = google_activity_event_keys(future)
     delivered: list[str] = []
     for _ in range(5):
         delivered += event_ids(await drain(source))

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from google_harness import caught_by, event_keys
+from legacy_state import legacy_google_ids
 from source_harness import HOUR, T0, drain, event_ids, google_truth, sample
 from state_harness import CommittedState
 
@@ -318,7 +319,8 @@ async def test_the_request_budget_holds_under_a_burst_and_every_event_arrives_on
 def legacy_checkpoint(simulator: Any, at: float, settle: float = 3 * HOUR) -> dict[str, Any]:
     """The checkpoint the previous release committed after a poll at ``at`` (its last
     window ended ``end_margin`` before): ``watermark``, ``final_before`` and one id per
-    event delivered at or after ``min(watermark, final_before)``."""
+    event delivered at or after ``min(watermark, final_before)``, as it computed them
+    (by position in ``events[]``)."""
     watermark = at - 5.0
     final_before = at - settle
     seen = {}
@@ -326,7 +328,7 @@ def legacy_checkpoint(simulator: Any, at: float, settle: float = 3 * HOUR) -> di
         activity = record["activity"]
         when = parse_rfc3339(activity["id"]["time"])
         if record["visible_at_unix"] <= at and final_before <= when < watermark:
-            for event_id in event_keys(activity):
+            for event_id in legacy_google_ids(activity):
                 seen[event_id] = when
     return {
         "watermark": watermark,

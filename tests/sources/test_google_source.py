@@ -8,18 +8,14 @@ import pytest
 from source_harness import HOUR, T0, drain, event_ids
 from state_harness import CommittedState
 
-from forwarder.schema.ids import google_event_key
+from forwarder.schema.ids import google_activity_event_keys
 from forwarder.sources.base import CredentialsError, MalformedResponseError
 
 
 def _truth_ids(simulator, until=None) -> list[str]:  # type: ignore[no-untyped-def]
     ids = []
     for record in simulator.truth(until):
-        activity = record["activity"]
-        for index, _ in enumerate(activity["events"]):
-            ids.append(
-                google_event_key(activity["id"]["time"], activity["id"]["uniqueQualifier"], index)
-            )
+        ids += google_activity_event_keys(record["activity"])
     return ids
 
 
@@ -65,7 +61,7 @@ async def test_an_event_90_minutes_late_is_forwarded_exactly_once(google, clock,
     late = simulator.add_activity(
         T0 + 600, visible_after_seconds=90 * 60, event_name="change_calendar_acls"
     )
-    late_id = google_event_key(late["id"]["time"], late["id"]["uniqueQualifier"], 0)
+    [late_id] = google_activity_event_keys(late)
     source = make_source()
     source.restore(None)
     delivered: list[str] = []

@@ -24,7 +24,7 @@ from source_harness import (
 )
 from state_harness import CommittedState, committed
 
-from forwarder.schema.ids import google_event_key
+from forwarder.schema.ids import google_activity_event_keys
 from forwarder.simulators.timeline import to_micros
 from forwarder.sources.base import SourceError
 
@@ -286,7 +286,7 @@ async def test_google_late_events_exactly_once_with_concurrency(google, clock, m
         **{**GOOGLE_SOURCE, "initial_lookback": DAY, "poll_interval": 600},
     )
     late = simulator.add_activity(T0 + 600, visible_after_seconds=90 * 60)
-    late_id = google_event_key(late["id"]["time"], late["id"]["uniqueQualifier"], 0)
+    [late_id] = google_activity_event_keys(late)
     source = make_source()
     source.restore(None)
     # The first poll is a backfill: stop it halfway (a crash) and restart from the

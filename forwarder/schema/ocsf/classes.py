@@ -117,6 +117,7 @@ SEVERITIES: Mapping[int, str] = MappingProxyType(
 )
 
 # status_id (dictionary enum).
+STATUS_UNKNOWN = 0
 STATUS_SUCCESS = 1
 STATUS_FAILURE = 2
 STATUSES: Mapping[int, str] = MappingProxyType(

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from forwarder.events import Event
+from forwarder.schema.fields import AGENT_TYPE, AGENT_VERSION
 from forwarder.schema.ocsf.classes import OCSF_VERSION
 
 # OCSF ``email_t`` (schema 1.7.0 dictionary types), without its anchors: used with
@@ -121,4 +122,13 @@ def metadata(
     logged = rfc3339_millis(as_object(document.get("event")).get("ingested"))
     if logged is not None:
         out["logged_time"] = logged
+    # The shipper, like ECS agent.*: which forwarder (and version) produced the event.
+    logger: dict[str, Any] = {
+        "name": AGENT_TYPE,
+        "product": {"name": AGENT_TYPE, "version": AGENT_VERSION},
+        "version": AGENT_VERSION,
+    }
+    if logged is not None:
+        logger["logged_time"] = logged
+    out["loggers"] = [logger]
     return out

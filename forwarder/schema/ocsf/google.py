@@ -19,6 +19,7 @@ from forwarder.schema.google_calendar import DATASET
 from forwarder.schema.ocsf.classes import (
     ACCOUNT_GOOGLE_WORKSPACE,
     ACCOUNT_TYPES,
+    OTHER,
     USER_TYPE_USER,
     USER_TYPES,
 )
@@ -47,6 +48,16 @@ from forwarder.schema.ocsf.mapping import (
     OcsfMapping,
     google_generic,
 )
+from forwarder.schema.sharing import (
+    CALENDAR,
+    DOMAIN,
+    GROUP,
+    PARTY_PARAMETERS,
+    PUBLIC,
+    RESOURCE,
+    USER,
+    classify,
+)
 
 PRODUCT_NAME = "Google Calendar"
 VENDOR_NAME = "Google"
@@ -57,7 +68,26 @@ EXCHANGE = "Microsoft Exchange"
 NO_ACCESS = "none"
 # ECS google_workspace fields carried to unmapped as they are (not mapped elsewhere).
 _CARRIED = ("event_index", "event_count", "owner_domain", "resource_details", "decode_problems")
-_CARRIED_CALENDAR = ("event_type", "resource_ids", "event_start", "event_end", "requested_period")
+# The classified parties (grantee, guest...) go along whole: kind and `external` have no
+# OCSF attribute of their own, and a rule on unmapped.grantee.external reads like the ECS one.
+_CARRIED_CALENDAR = (
+    "event_type",
+    "resource_ids",
+    "event_start",
+    "event_end",
+    "requested_period",
+    *PARTY_PARAMETERS.values(),
+)
+# OCSF user.type (type_id 99 Other) of a party that is not a user account.
+_PARTY_USER_TYPES: Mapping[str, str] = MappingProxyType(
+    {
+        GROUP: "Group",
+        DOMAIN: "Domain",
+        PUBLIC: "Public",
+        RESOURCE: "Resource Calendar",
+        CALENDAR: "Calendar",
+    }
+)
 
 
 @dataclass(slots=True)
@@ -261,11 +291,28 @@ def _acl(mapping: OcsfMapping, context: _Context) -> _Built | None:
     level = text(context.rest, "access_level")
     if level == NO_ACCESS:
         # What was revoked is not recorded; "none" stays in unmapped.parameters.
-        return _access(GOOGLE_ACL_REVOKED, person(grantee), context, [])
+        return _access(GOOGLE_ACL_REVOKED, _party_user(grantee), context, [])
     privileges = [level] if level is not None else []
     if level is not None:
         del context.rest["access_level"]
-    return _access(mapping, person(grantee), context, privileges)
+    return _access(mapping, _party_user(grantee), context, privileges)
+
+
+def _party_user(value: str) -> dict[str, Any]:
+    """The OCSF ``user`` a grantee or guest parameter names: a person for a user's address;
+    a domain, the public, a group or a calendar as a user of type Other, so that a
+    domain-wide or public grant never reads as one person's (forwarder.schema.sharing)."""
+    principal = classify(value)
+    if principal.kind == USER and principal.email is not None:
+        return person(principal.email)
+    user: dict[str, Any] = {"name": principal.email or value}
+    label = _PARTY_USER_TYPES.get(principal.kind)
+    if label is not None:
+        user["type_id"] = OTHER
+        user["type"] = label
+    if principal.domain is not None:
+        user["domain"] = principal.domain
+    return user
 
 
 def _named_user(parameter: str) -> Callable[[OcsfMapping, _Context], _Built | None]:
@@ -273,7 +320,7 @@ def _named_user(parameter: str) -> Callable[[OcsfMapping, _Context], _Built | No
         address = take_text(context.rest, parameter)
         if address is None:
             return None
-        return _access(mapping, person(address), context, list(mapping.privileges))
+        return _access(mapping, _party_user(address), context, list(mapping.privileges))
 
     return build
 

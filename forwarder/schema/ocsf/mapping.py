@@ -28,10 +28,14 @@ Choices, and why:
   name as ``activity_name`` (OCSF's rule for Other); unknown Calendly actions of a known
   namespace keep the namespace's entity kind (and Login stays a Logon).
 
-Outcome (``status_id``) is set only where the event says it: Google ``*_successful`` /
-``*_unsuccessful``, Calendly actions named ``Failed``/``Error`` (Failure) or
-``Succeeded`` (Success). Severity is Informational throughout: an audit record says what
-happened, not how bad it is.
+Outcome (``status_id`` / ``status``) is not decided here: it is derived from the ONE
+outcome decision of the event's row in :mod:`forwarder.schema.ecs_mapping` (success ->
+Success, failure -> Failure, unknown -> Unknown, none -> no status), the same value ECS
+``event.outcome`` comes from, so the two formats cannot disagree. Unknown events take
+theirs from their name (``Login.Failure`` is a Failure). Requests (an ownership transfer
+requested) are activity 99 Other named after the source event, with no status: they are
+not the privilege assignment that may follow. Severity is Informational throughout: an
+audit record says what happened, not how bad it is.
 
 Every class/activity pair is checked when this module is imported (an activity id the
 class lacks raises), and the captions are the schema's (``classes``).
@@ -40,10 +44,21 @@ class lacks raises), and the captions are the schema's (``classes``).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
+from forwarder.schema.ecs_mapping import (
+    CALENDLY_ACTIVITIES,
+    FAILURE,
+    SUCCESS,
+    UNKNOWN,
+    calendly_namespace,
+    calendly_unknown,
+    google_unknown,
+    outcome_from_name,
+)
+from forwarder.schema.ecs_mapping import GOOGLE_EVENTS as ECS_GOOGLE_EVENTS
 from forwarder.schema.ocsf.classes import (
     API_ACTIVITY,
     ASSIGN_PRIVILEGES,
@@ -65,6 +80,7 @@ from forwarder.schema.ocsf.classes import (
     SEVERITY_INFORMATIONAL,
     STATUS_FAILURE,
     STATUS_SUCCESS,
+    STATUS_UNKNOWN,
     STATUSES,
     UPDATE,
     USER_ACCESS_MANAGEMENT,
@@ -89,6 +105,17 @@ INTEROP_OUTBOUND = "interop_outbound"
 """API Activity: Google read Exchange availability / resources."""
 LOGON_TARGET = "logon"
 """Authentication: ``user`` = the actor."""
+
+
+OUTCOME_STATUS: Mapping[str, int] = MappingProxyType(
+    {SUCCESS: STATUS_SUCCESS, FAILURE: STATUS_FAILURE, UNKNOWN: STATUS_UNKNOWN}
+)
+"""The ECS outcome decision of a row -> OCSF ``status_id`` (no outcome: no status)."""
+
+
+def status_for(outcome: str | None) -> int | None:
+    """OCSF ``status_id`` of an outcome decision (:mod:`forwarder.schema.ecs_mapping`)."""
+    return OUTCOME_STATUS[outcome] if outcome is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,25 +182,48 @@ class OcsfMapping:
 
 def _fallback(mapping: OcsfMapping) -> OcsfMapping | None:
     if mapping.ocsf_class is USER_ACCESS_MANAGEMENT:
-        # Someone's access to the calendar/event changed, but the record does not say whose.
-        return OcsfMapping(ENTITY_MANAGEMENT, UPDATE, ENTITY, mapping.kind, mapping.status_id)
-    if mapping.ocsf_class is AUTHENTICATION:
+        # Someone's access to the calendar/event changed, but the record does not say whose
+        # (a request stays Other, under its own name).
+        activity_id = OTHER if mapping.activity_id == OTHER else UPDATE
         return OcsfMapping(
-            ENTITY_MANAGEMENT, OTHER, ENTITY, mapping.kind, mapping.status_id, "Logon"
+            ENTITY_MANAGEMENT,
+            activity_id,
+            ENTITY,
+            mapping.kind,
+            mapping.status_id,
+            mapping.activity_name,
         )
+    if mapping.ocsf_class is AUTHENTICATION:
+        # Other, named after the source's action (kept in activity_name by _logon).
+        name = mapping.activity_name or "Logon"
+        return OcsfMapping(ENTITY_MANAGEMENT, OTHER, ENTITY, mapping.kind, mapping.status_id, name)
     return None
 
 
-def _entity(activity_id: int, kind: Kind, status_id: int | None = None) -> OcsfMapping:
-    return OcsfMapping(ENTITY_MANAGEMENT, activity_id, ENTITY, kind, status_id)
+def _entity(activity_id: int, kind: Kind, activity_name: str | None = None) -> OcsfMapping:
+    return OcsfMapping(ENTITY_MANAGEMENT, activity_id, ENTITY, kind, activity_name=activity_name)
 
 
-def _access(target: str, activity_id: int, kind: Kind, *privileges: str) -> OcsfMapping:
-    return OcsfMapping(USER_ACCESS_MANAGEMENT, activity_id, target, kind, privileges=privileges)
+def _access(
+    target: str, activity_id: int, kind: Kind, *privileges: str, name: str | None = None
+) -> OcsfMapping:
+    return OcsfMapping(
+        USER_ACCESS_MANAGEMENT,
+        activity_id,
+        target,
+        kind,
+        activity_name=name,
+        privileges=privileges,
+    )
 
 
-def _interop(target: str, kind: Kind, status_id: int) -> OcsfMapping:
-    return OcsfMapping(API_ACTIVITY, READ, target, kind, status_id)
+def _interop(target: str, kind: Kind) -> OcsfMapping:
+    return OcsfMapping(API_ACTIVITY, READ, target, kind)
+
+
+def _with_status(mapping: OcsfMapping, outcome: str | None) -> OcsfMapping:
+    """``mapping`` with the status of the row's outcome decision (header rebuilt)."""
+    return replace(mapping, status_id=status_for(outcome))
 
 
 # ---------------------------------------------------------------------------------------
@@ -188,9 +238,7 @@ NOTIFICATION = Kind("Calendar Notification", uid_parameter="notification_message
 SUBSCRIPTION = Kind("Calendar Notification Subscription")
 EXCHANGE_RESOURCE_LIST = Kind("Exchange Resource List")
 
-_OK, _FAILED = STATUS_SUCCESS, STATUS_FAILURE
-
-GOOGLE_EVENTS: Mapping[str, OcsfMapping] = MappingProxyType(
+_GOOGLE_TABLE: Mapping[str, OcsfMapping] = MappingProxyType(
     {
         # calendar_change: the calendar itself.
         "create_calendar": _entity(CREATE, CALENDAR),
@@ -227,59 +275,58 @@ GOOGLE_EVENTS: Mapping[str, OcsfMapping] = MappingProxyType(
         # A guest can see the event: access granted to / taken from that person.
         "add_event_guest": _access(GUEST, ASSIGN_PRIVILEGES, CALENDAR_EVENT, "guest"),
         "remove_event_guest": _access(GUEST, REVOKE_PRIVILEGES, CALENDAR_EVENT, "guest"),
+        # Only offered: activity Other under its own name, not Assign Privileges (the
+        # privilege is assigned by transfer_event_completed, if the grantee accepts).
         "transfer_event_requested": _access(
-            OWNER_OFFER, ASSIGN_PRIVILEGES, CALENDAR_EVENT, "owner"
+            OWNER_OFFER, OTHER, CALENDAR_EVENT, "owner", name="transfer_event_requested"
         ),
         "transfer_event_completed": _access(
             OWNER_ACCEPT, ASSIGN_PRIVILEGES, CALENDAR_EVENT, "owner"
         ),
         # interop: availability and resource lookups between Google and Exchange (Read).
-        "interop_freebusy_lookup_outbound_successful": _interop(INTEROP_OUTBOUND, CALENDAR, _OK),
-        "interop_freebusy_lookup_outbound_unsuccessful": _interop(
-            INTEROP_OUTBOUND, CALENDAR, _FAILED
-        ),
-        "interop_freebusy_lookup_inbound_successful": _interop(INTEROP_INBOUND, CALENDAR, _OK),
-        "interop_freebusy_lookup_inbound_unsuccessful": _interop(
-            INTEROP_INBOUND, CALENDAR, _FAILED
-        ),
+        "interop_freebusy_lookup_outbound_successful": _interop(INTEROP_OUTBOUND, CALENDAR),
+        "interop_freebusy_lookup_outbound_unsuccessful": _interop(INTEROP_OUTBOUND, CALENDAR),
+        "interop_freebusy_lookup_inbound_successful": _interop(INTEROP_INBOUND, CALENDAR),
+        "interop_freebusy_lookup_inbound_unsuccessful": _interop(INTEROP_INBOUND, CALENDAR),
         "interop_exchange_resource_availability_lookup_successful": _interop(
-            INTEROP_OUTBOUND, CALENDAR, _OK
+            INTEROP_OUTBOUND, CALENDAR
         ),
         "interop_exchange_resource_availability_lookup_unsuccessful": _interop(
-            INTEROP_OUTBOUND, CALENDAR, _FAILED
+            INTEROP_OUTBOUND, CALENDAR
         ),
         "interop_exchange_resource_list_lookup_successful": _interop(
-            INTEROP_OUTBOUND, EXCHANGE_RESOURCE_LIST, _OK
+            INTEROP_OUTBOUND, EXCHANGE_RESOURCE_LIST
         ),
         "interop_exchange_resource_list_lookup_unsuccessful": _interop(
-            INTEROP_OUTBOUND, EXCHANGE_RESOURCE_LIST, _FAILED
+            INTEROP_OUTBOUND, EXCHANGE_RESOURCE_LIST
         ),
     }
 )
-"""Every documented Google Calendar event name -> its mapping."""
+
+GOOGLE_EVENTS: Mapping[str, OcsfMapping] = MappingProxyType(
+    {
+        name: _with_status(mapping, ECS_GOOGLE_EVENTS[name].ecs.outcome)
+        for name, mapping in _GOOGLE_TABLE.items()
+    }
+)
+"""Every documented Google Calendar event name -> its mapping, status from its ECS row."""
 
 
 def google_generic(name: str, parameters: Mapping[str, Any]) -> OcsfMapping:
-    """An event name missing from :data:`GOOGLE_EVENTS`: Entity Management, 99 Other."""
+    """An event name missing from :data:`GOOGLE_EVENTS`: Entity Management, 99 Other,
+    with the status of the ECS row of the name (from its words: ``*_unsuccessful``)."""
     kind = CALENDAR_EVENT if "event_id" in parameters else CALENDAR
-    return OcsfMapping(ENTITY_MANAGEMENT, OTHER, ENTITY, kind, activity_name=name)
+    status_id = status_for(google_unknown(name).ecs.outcome)
+    return OcsfMapping(ENTITY_MANAGEMENT, OTHER, ENTITY, kind, status_id, name)
 
 
 # ---------------------------------------------------------------------------------------
 # Calendly Activity Log: (namespace, action) -> mapping.
 
-_FAILURE_WORDS = frozenset({"Failed", "Failure", "Error"})
-_SUCCESS_WORDS = frozenset({"Succeeded", "Success", "Successful"})
-
 
 def action_status(action: str) -> int | None:
     """Failure / Success when the action's name says so (``Failed``, ``Salesforce_Error``)."""
-    words = action.split("_")
-    if _FAILURE_WORDS.intersection(words):
-        return STATUS_FAILURE
-    if _SUCCESS_WORDS.intersection(words):
-        return STATUS_SUCCESS
-    return None
+    return status_for(outcome_from_name(action))
 
 
 def _subject(action: str) -> str | None:
@@ -295,6 +342,8 @@ class CalendlyNamespace:
     kind: Kind
     target: str
     actions: Mapping[str, OcsfMapping]
+    """Class and activity per action, without status: :data:`CALENDLY_EVENTS` adds the
+    status of each action's ECS row."""
     name_from_action: bool = False
 
     def kind_for(self, action: str) -> Kind:
@@ -317,14 +366,14 @@ def _namespace(
     mappings: dict[str, OcsfMapping] = {}
     for action, spec in actions.items():
         activity_id, kind = spec if isinstance(spec, tuple) else (spec, base.kind_for(action))
-        mappings[action] = _entity(activity_id, kind, action_status(action))
+        mappings[action] = _entity(activity_id, kind, action)  # the name, for 99 Other
     return CalendlyNamespace(base.kind, ENTITY, MappingProxyType(mappings), name_from_action)
 
 
 def _logon(*actions: str) -> CalendlyNamespace:
     kind = Kind("Login")
     mappings = {
-        action: OcsfMapping(AUTHENTICATION, LOGON, LOGON_TARGET, kind, action_status(action))
+        action: OcsfMapping(AUTHENTICATION, LOGON, LOGON_TARGET, kind, activity_name=action)
         for action in actions
     }
     return CalendlyNamespace(kind, LOGON_TARGET, MappingProxyType(mappings))
@@ -483,12 +532,13 @@ CALENDLY_NAMESPACES: Mapping[str, CalendlyNamespace] = MappingProxyType(
 
 CALENDLY_EVENTS: Mapping[tuple[str, str], OcsfMapping] = MappingProxyType(
     {
-        (namespace, action): mapping
+        (namespace, action): _with_status(mapping, CALENDLY_ACTIVITIES[namespace, action].outcome)
         for namespace, spec in CALENDLY_NAMESPACES.items()
         for action, mapping in spec.actions.items()
     }
 )
-"""``(namespace, action)`` -> mapping, for every activity of the catalog."""
+"""``(namespace, action)`` -> mapping, for every activity of the catalog; the status is
+that of the activity's ECS row."""
 
 
 def calendly_generic(namespace: str, action: str) -> OcsfMapping:
@@ -497,15 +547,18 @@ def calendly_generic(namespace: str, action: str) -> OcsfMapping:
     A known namespace keeps its entity kind (and ``Login`` stays a Logon); an unknown one
     becomes an entity of its own name. The activity is 99 Other with the action as name.
     """
-    status_id = action_status(action)
-    spec = CALENDLY_NAMESPACES.get(namespace)
+    status_id = status_for(calendly_unknown(namespace, action).outcome)
+    spec = CALENDLY_NAMESPACES.get(calendly_namespace(namespace))
     if spec is None:
         kind = Kind(namespace.replace("_", " "))
         return OcsfMapping(ENTITY_MANAGEMENT, OTHER, ENTITY, kind, status_id, action)
     if spec.target == LOGON_TARGET:
-        return OcsfMapping(AUTHENTICATION, LOGON, LOGON_TARGET, spec.kind, status_id)
+        return OcsfMapping(AUTHENTICATION, LOGON, LOGON_TARGET, spec.kind, status_id, action)
     return OcsfMapping(ENTITY_MANAGEMENT, OTHER, ENTITY, spec.kind_for(action), status_id, action)
 
 
-GOOGLE_ACL_REVOKED = _access(ACL, REVOKE_PRIVILEGES, CALENDAR)
+GOOGLE_ACL_REVOKED = _with_status(
+    _access(ACL, REVOKE_PRIVILEGES, CALENDAR),
+    ECS_GOOGLE_EVENTS["change_calendar_acls"].ecs.outcome,  # the same row, the same outcome
+)
 """``change_calendar_acls`` with ``access_level`` ``none``: the grantee lost access."""

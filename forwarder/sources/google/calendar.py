@@ -14,7 +14,10 @@ and skipped before anything is normalized (``forwarder_source_rereads_total``). 
 of the activities delivered are kept (:class:`~forwarder.sources.seen.SeenKeys`) until
 no read can return them again (before ``final_before``, the last step's position).
 Keys of releases before re-scan schedules (one id per event) still de-duplicate: an
-activity whose key is unknown is normalized and each of its events checked by id.
+activity whose key is unknown is normalized and each of its events checked by id, both
+today's and the positional id those releases computed
+(:func:`~forwarder.schema.ids.legacy_google_event_key`), until they expire one settle
+window after the upgrade.
 
 Each batch carries a :class:`~forwarder.checkpoint.base.Checkpoint`: the small cursor
 (head, per-step positions), the keys it added and the expiry. The source applies a
@@ -62,6 +65,8 @@ from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
 from forwarder.schema.errors import MalformedRecordError
 from forwarder.schema.google_calendar import activity_time, normalize_activity
+from forwarder.schema.ids import legacy_google_event_key
+from forwarder.schema.sharing import InternalDomains
 from forwarder.sources.backfill import BackfillStats, OrderedWindowFetcher
 from forwarder.sources.base import (
     CredentialsError,
@@ -153,6 +158,14 @@ class _Change:
     newest: float
 
 
+def _legacy_id(event: Event) -> str:
+    """The id releases before event names were part of ids gave ``event`` (its position
+    in ``events[]``): their checkpoints hold it in ``seen``."""
+    google = event.document["google_workspace"]
+    ident = google["id"]
+    return legacy_google_event_key(ident["time"], ident["unique_qualifier"], google["event_index"])
+
+
 class _ClockMovedBack(SourceError):
     """A planned head window now ends in the API's future: re-planned at the next poll."""
 
@@ -175,6 +188,10 @@ class GoogleCalendarSource(BoundedApiSource):
         self.poll_interval = config.poll_interval
         self.seal_formats: tuple[str, ...] | None = None
         self._config = config
+        # Parsed once: whether a grantee/guest is external (None: the flag is left out).
+        self._internal_domains = (
+            InternalDomains(config.internal_domains) if config.internal_domains else None
+        )
         self._url = config.base_url.rstrip("/") + ACTIVITIES_PATH
         self._tokens = tokens
         self._client = client
@@ -505,7 +522,9 @@ class GoogleCalendarSource(BoundedApiSource):
                     continue
             normalized_count += 1
             try:
-                normalized = normalize_activity(activity, ingested=ingested)
+                normalized = normalize_activity(
+                    activity, ingested=ingested, internal_domains=self._internal_domains
+                )
             except MalformedRecordError as error:
                 dl_key = dead_letter_key(activity)
                 occurrence = occurrences.get(dl_key, 0)
@@ -526,9 +545,15 @@ class GoogleCalendarSource(BoundedApiSource):
                 if is_future:
                     future += 1
                     latest_future = max(latest_future, event.timestamp)
-                if event.id in others or event.id in added:
+                if (
+                    event.id in others
+                    or event.id in added
+                    or (others and _legacy_id(event) in others)
+                ):
                     # Delivered by a release that kept one id per event (until they
-                    # expire), or an activity key unknown for another reason.
+                    # expire: by then ``others`` only holds the rare dead-letter keys, so
+                    # the old id is seldom computed), or an activity key unknown for
+                    # another reason.
                     duplicates += 1
                     continue
                 if key is None:

@@ -82,12 +82,19 @@ def test_every_catalog_activity_validates(
     assert doc["metadata"]["original_event_uid"] == event.raw["uri"]
     assert doc["metadata"]["original_time"] == "2026-03-20T10:11:12.123456Z"
     assert doc["metadata"]["tenant_uid"] == ORGANIZATION
+    # Issue 17: the status is the ECS outcome (the row's one outcome decision).
+    outcome = event.document["event"].get("outcome")
+    expected = {"success": (1, "Success"), "failure": (2, "Failure")}.get(outcome)
     if (namespace, action) in FAILURES:
-        assert (doc["status_id"], doc["status"]) == (2, "Failure")
-    elif (namespace, action) in SUCCESSES:
-        assert (doc["status_id"], doc["status"]) == (1, "Success")
+        assert expected == (2, "Failure")
+    if (namespace, action) in SUCCESSES:
+        assert expected == (1, "Success")
+    if expected is None:
+        assert "status_id" not in doc and "status" not in doc
     else:
-        assert "status_id" not in doc
+        assert (doc["status_id"], doc["status"]) == expected
+    if doc["activity_id"] == 99:
+        assert doc["activity_name"] == action  # the source's own name, never "Other"
     if class_uid == 3002:
         assert doc["activity_name"] == "Logon"
         assert doc["user"]["email_addr"] == "alice@x.com"
@@ -124,7 +131,8 @@ def test_login_without_actor_or_organization_falls_back(ocsf_schema: OcsfSchema)
     entry = calendly_entry("Login", "Failed")
     del entry["actor"], entry["organization"]
     doc = valid_ocsf(normalize_entry(entry, ingested=INGESTED), ocsf_schema)
-    assert (doc["class_uid"], doc["activity_id"], doc["activity_name"]) == (3004, 99, "Logon")
+    # Issue 17: activity 99 is named after the source's action (was "Logon").
+    assert (doc["class_uid"], doc["activity_id"], doc["activity_name"]) == (3004, 99, "Failed")
     assert doc["status_id"] == 2
     assert doc["entity"]["type"] == "Login"
 

@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
+import forwarder
 from forwarder.schema.google_calendar_catalog import CALENDAR_EVENTS
 from forwarder.schema.ocsf import to_ocsf
 from forwarder.schema.ocsf.mapping import GOOGLE_EVENTS
@@ -17,6 +18,11 @@ from ..builders import ACTIVITY_TIME, INGESTED, UNIQUE_QUALIFIER, activity, geve
 from .ocsf_check import EWS_URL, GRANTEE, documented_parameters, google_event, valid_ocsf
 
 TIME_MS = 1743490992345  # ACTIVITY_TIME
+STATUS_OF_OUTCOME = {
+    "success": (1, "Success"),
+    "failure": (2, "Failure"),
+    "unknown": (0, "Unknown"),
+}
 INGESTED_MS = 1743494400000
 
 # The mapping table, restated: (class_uid, activity_id) per documented event name.
@@ -49,7 +55,7 @@ EXPECTED: dict[str, tuple[int, int]] = {
     "print_preview_event": (3004, 2),
     "add_event_guest": (3005, 1),
     "remove_event_guest": (3005, 2),
-    "transfer_event_requested": (3005, 1),
+    "transfer_event_requested": (3005, 99),  # issue 17: a request, Other (was Assign)
     "transfer_event_completed": (3005, 1),
     "interop_freebusy_lookup_outbound_successful": (6003, 2),
     "interop_freebusy_lookup_outbound_unsuccessful": (6003, 2),
@@ -96,14 +102,29 @@ def test_every_documented_event_validates(name: str, ocsf_schema: OcsfSchema) ->
         "correlation_uid": f"{ACTIVITY_TIME}/{UNIQUE_QUALIFIER}",
         "tenant_uid": "C03az79cb",
         "logged_time": INGESTED_MS,
+        # Issue 17: the shipper, like ECS agent.*.
+        "loggers": [
+            {
+                "name": "forwarder",
+                "product": {"name": "forwarder", "version": forwarder.__version__},
+                "version": forwarder.__version__,
+                "logged_time": INGESTED_MS,
+            }
+        ],
     }
+    # Issue 17: the status is the ECS outcome (both from the row's one outcome decision).
+    outcome = event.document["event"].get("outcome")
+    if outcome is None:
+        assert "status_id" not in doc and "status" not in doc
+    else:
+        assert (doc["status_id"], doc["status"]) == STATUS_OF_OUTCOME[outcome]
     if name.endswith("_unsuccessful"):
         assert (doc["status_id"], doc["status"]) == (2, "Failure")
         assert doc["status_code"] == "ERROR_TIMEOUT"
     elif name.endswith("_successful"):
         assert (doc["status_id"], doc["status"]) == (1, "Success")
-    else:
-        assert "status_id" not in doc
+    if doc["activity_id"] == 99:
+        assert doc["activity_name"] == name  # the source's own name, never "Other"
     if "user_agent" in CALENDAR_EVENTS[name].parameters:
         assert doc["http_request"]["user_agent"] == "Mozilla/5.0 (X11; Linux x86_64)"
 
@@ -189,7 +210,9 @@ def test_acl_grantee_that_is_not_an_address(ocsf_schema: OcsfSchema) -> None:
         param("grantee_email", value="x.com"),  # a domain-wide ACL
     )
     doc = valid_ocsf(event, ocsf_schema)
-    assert doc["user"] == {"name": "x.com"}
+    # Changed (sharing scopes): the domain is said to be one, not left as a user's name.
+    assert doc["user"] == {"name": "x.com", "type_id": 99, "type": "Domain", "domain": "x.com"}
+    assert doc["unmapped"]["grantee"] == {"value": "x.com", "kind": "domain", "domain": "x.com"}
 
 
 def test_acl_without_grantee_falls_back_to_an_entity_update(ocsf_schema: OcsfSchema) -> None:

@@ -118,16 +118,43 @@ def _parser() -> argparse.ArgumentParser:
 
     cursors = command(
         "cursors",
-        "show or reset the per-source cursors",
+        "show, reset, export or import the per-source cursors",
         "show: print each source's committed cursor as one JSON line (read-only, safe while "
         "the daemon runs). reset: forget one source's cursor, so that the next run starts "
-        "from its initial_lookback (refused while a daemon holds the state directory).",
-        "exit codes: 0 done, 2 config error or unknown source, 3 state error",
+        "from its initial_lookback (refused while a daemon holds the state directory). "
+        "export: write each source's whole state (cursor and seen keys) as one NDJSON line "
+        "(read-only, safe while the daemon runs; by default the sources this replica runs "
+        "that have state). import: write the sources of an export into this state "
+        "directory, all or nothing (refused while a daemon holds it; a source that already "
+        "has state needs --replace). Export from the old replicas and import into the new "
+        "ones to move sources between replicas or state directories (resharding).",
+        "exit codes: 0 done, 2 config error, unknown source or a bad export line, 3 state "
+        "error (including: a source to import already has state)",
     )
-    cursors.add_argument("action", choices=("show", "reset"), help="show or reset")
+    cursors.add_argument("action", choices=("show", "reset", "export", "import"), help="what to do")
     cursors.add_argument("--config", "-c", type=Path, required=True, help=CONFIG_HELP)
     cursors.add_argument(
-        "--source", help="a source id of the config (show: default every source; reset: required)"
+        "--source",
+        action="append",
+        help="a source id of the config (repeatable for show and export; show: default "
+        "every source; reset: exactly one, required; export: default every source this "
+        "replica runs that has state)",
+    )
+    cursors.add_argument(
+        "--output",
+        "-o",
+        default="-",
+        help="export: the file to write (mode 0600; default -: standard output)",
+    )
+    cursors.add_argument(
+        "--input",
+        "-i",
+        help="import: the export to read (-: standard input); required for import",
+    )
+    cursors.add_argument(
+        "--replace",
+        action="store_true",
+        help="import: replace the state of sources that already have some (default: refuse)",
     )
     cursors.set_defaults(handler=_cursors)
 
@@ -160,6 +187,12 @@ def _parser() -> argparse.ArgumentParser:
         help="an organization's own domain (repeatable; *.example.com for its subdomains): "
         "Google grantees, guests, subscribers and recipients elsewhere are flagged external "
         "(as a source's internal_domains); without it the flag is left out",
+    )
+    normalize.add_argument(
+        "--tenant",
+        metavar="TENANT",
+        help="tag every event with this tenant (ECS labels.tenant, OCSF metadata.tags), as "
+        "a source's tenant does; 1 to 64 letters, digits, '.', '_' or '-'",
     )
     normalize.set_defaults(handler=_normalize)
 
@@ -217,6 +250,16 @@ def _run(args: argparse.Namespace) -> int:
     # SIGHUP's default action ends the process; logrotate sends it after every rotation.
     # Ignored until the loop's handler (reopen the files) takes over, and after it.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # A stop request that arrives before the loop's handlers exist (while the config
+    # loads, or before the pipeline starts) is kept and honoured once they do, instead of
+    # killing the process by the signal's default action (exit -15, nothing logged).
+    early_stops: list[signal.Signals] = []
+
+    def keep_early_stop(signum: int, _frame: object) -> None:
+        early_stops.append(signal.Signals(signum))
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, keep_early_stop)
     try:
         config = _load(args.config)
     except ConfigError as error:
@@ -246,6 +289,8 @@ def _run(args: argparse.Namespace) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_stop, signum)
         loop.add_signal_handler(signal.SIGHUP, daemon.reopen_files)
+        for signum in early_stops:
+            on_stop(signum)
         return await daemon.run(stop, abort)
 
     tune_garbage_collector()
@@ -259,8 +304,10 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as error:
         return _fail(EXIT_RUNTIME, f"cannot start: {error}")
     finally:
-        # Closing the loop put SIGHUP back to its default: still exiting, not by it.
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        # Closing the loop put the signals back to their defaults: the process is exiting
+        # with its own status, not by a late signal (nor a KeyboardInterrupt traceback).
+        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
     return EXIT_OK if drained else EXIT_NOT_DRAINED
 
 
@@ -299,6 +346,18 @@ def _check_config(args: argparse.Namespace) -> int:
         f"config OK: {len(config.sources)} source(s) ({', '.join(config.sources)}), "
         f"{len(config.sinks)} sink(s) ({', '.join(config.sinks)})"
     )
+    if config.shard.count > 1:
+        from forwarder.shard import resolve_shard
+
+        try:
+            shard = resolve_shard(config.shard)
+        except ConfigError as error:
+            return _config_failure(error)
+        owned = shard.owned(config.sources)
+        print(
+            f"shard {shard.index} of {shard.count}: runs {len(owned)} of "
+            f"{len(config.sources)} source(s) ({', '.join(owned) or 'none'})"
+        )
     for key in found.generated:
         print(f"note: {key}: its secret file is generated by the demo simulators at `run`")
     if not args.online:
@@ -325,15 +384,27 @@ def _cursors(args: argparse.Namespace) -> int:
         config = _load(args.config)
     except ConfigError as error:
         return _config_failure(error)
-    if args.source is not None and args.source not in config.sources:
+    for source_id in args.source or ():
+        if source_id not in config.sources:
+            return _fail(
+                EXIT_CONFIG,
+                f"no source {source_id!r} in {args.config} (its sources: "
+                f"{', '.join(config.sources)})",
+            )
+    if args.action in ("export", "import"):
+        from forwarder.cursor_transfer import export_cursors, import_cursors
+
+        if args.action == "export":
+            return export_cursors(config, args.source, args.output)
+        if args.source:
+            return _fail(EXIT_CONFIG, "cursors import takes no --source (it imports its --input)")
+        if not args.input:
+            return _fail(EXIT_CONFIG, "cursors import needs --input FILE (- for standard input)")
+        return import_cursors(config, args.input, replace=args.replace)
+    if args.action == "reset" and (not args.source or len(args.source) > 1):
         return _fail(
             EXIT_CONFIG,
-            f"no source {args.source!r} in {args.config} (its sources: "
-            f"{', '.join(config.sources)})",
-        )
-    if args.action == "reset" and not args.source:
-        return _fail(
-            EXIT_CONFIG, f"cursors reset needs --source (one of: {', '.join(config.sources)})"
+            f"cursors reset needs exactly one --source (one of: {', '.join(config.sources)})",
         )
     try:
         # The daemon's directory checks: never read or remove through an untrusted one. A
@@ -348,15 +419,16 @@ def _cursors(args: argparse.Namespace) -> int:
     store = SqliteCheckpointStore(config.state_dir)
     try:
         if args.action == "show":
-            _show_cursors(store, [args.source] if args.source else list(config.sources))
+            _show_cursors(store, args.source or list(config.sources))
             return EXIT_OK
+        source = args.source[0]
         lock = StateDirectoryLock(config.state_dir)
         try:
             lock.acquire()
         except StateError as error:
             return _fail(EXIT_STATE, f"{error}; stop it before resetting a cursor")
         try:
-            removed = store.reset_sync(args.source)
+            removed = store.reset_sync(source)
         except OSError as error:
             return _fail(
                 EXIT_STATE,
@@ -368,9 +440,9 @@ def _cursors(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(
-        f"cursor of {args.source} reset; the next run starts from its initial_lookback"
+        f"cursor of {source} reset; the next run starts from its initial_lookback"
         if removed
-        else f"{args.source} had no cursor"
+        else f"{source} had no cursor"
     )
     return EXIT_OK
 
@@ -401,8 +473,10 @@ def _show_cursors(store: SqliteCheckpointStore, source_ids: list[str]) -> None:
 
 
 def _normalize(args: argparse.Namespace) -> int:
+    import re
     import time
 
+    from forwarder.config.model import TENANT_PATTERN
     from forwarder.schema.normalize_stream import normalize_payload
     from forwarder.schema.sharing import InternalDomains
     from forwarder.timeutil import format_rfc3339
@@ -414,6 +488,13 @@ def _normalize(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"forwarder: --internal-domain: {exc}", file=sys.stderr)
             return EXIT_CONFIG  # 2: a bad command line, as argparse says it
+    if args.tenant is not None and not re.fullmatch(TENANT_PATTERN, args.tenant):
+        print(
+            f"forwarder: --tenant: {args.tenant!r} must be 1 to 64 letters, digits, '.', '_' "
+            "or '-'",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
     data = sys.stdin.buffer.read()
     events, failures = normalize_payload(
         args.source,
@@ -421,6 +502,7 @@ def _normalize(args: argparse.Namespace) -> int:
         ingested=format_rfc3339(time.time()),
         seal_formats=(args.format,),
         internal_domains=internal_domains,
+        tenant=args.tenant,
     )
     out = sys.stdout.buffer
     try:

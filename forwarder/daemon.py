@@ -50,6 +50,7 @@ from forwarder.pipeline.acks import OrderedCommitter
 from forwarder.pipeline.queue import EventBoundedQueue
 from forwarder.pipeline.sink_worker import Delivery, SinkWorker
 from forwarder.pipeline.source_runner import SourceRunner
+from forwarder.shard import resolve_shard
 from forwarder.sinks.base import Reopenable, Sink
 from forwarder.sinks.file import FileSink
 from forwarder.sinks.stdout import StdoutSink
@@ -62,6 +63,8 @@ from forwarder.sources.http import ApiClient
 # After a stop that did not drain, how long each sink may take to close: a Kafka producer
 # flushes on close, which waits for a broker that may be the very reason of the stop.
 UNDRAINED_CLOSE_SECONDS = 2.0
+# Source ids named in the `shard_assignment` log line (the count is always given).
+SHARD_LOG_SOURCES = 50
 
 
 def build_sink(
@@ -106,6 +109,7 @@ def build_source(
     """Build a source, reading its secrets now (a ConfigError names the key). Tokens it
     obtains while running are added to ``redactor``."""
     key = f"sources.{source_id}"
+    metrics.describe_source(source_id, config.tenant or source_id, config.type)
     client = ApiClient(
         source_id,
         metrics,
@@ -159,6 +163,10 @@ class Daemon:
         for secret in collect_secrets(config):
             self.redactor.add(secret)
         self.log = get_logger("forwarder.daemon")
+        # Which configured sources this replica runs (ConfigError naming shard.index when
+        # it cannot tell which replica it is).
+        self.shard = resolve_shard(config.shard)
+        self.owned_sources = self.shard.owned(config.sources)
         self.store = SqliteCheckpointStore(config.state_dir)
         self.dead_letters = FileDeadLetterQueue(
             config.dead_letter_dir, self.metrics, self.clock, self.redactor
@@ -249,17 +257,29 @@ class Daemon:
                 self.sinks.append(sink)
 
             seal_formats = event_seal_formats(self.sinks)
-            for source_id, source_config in config.sources.items():
+            for source_id in self.owned_sources:
+                source_config = config.sources[source_id]
                 source = build_source(
                     source_id, source_config, self.metrics, self.clock, self.redactor
                 )
                 source.seal_formats = seal_formats
                 cleanup.push_async_callback(source.aclose)
                 checkpoint = await self._load_checkpoint(source_id)
+                if checkpoint is None and source_config.require_state:
+                    # Its state lives elsewhere (resharding, a moved state directory):
+                    # starting from initial_lookback would re-send or skip events.
+                    raise StateError(
+                        f"source {source_id!r} has no committed state in {config.state_dir} "
+                        f"and sources.{source_id}.require_state is set: import its cursor "
+                        "with `forwarder cursors import` (exported from the replica that "
+                        "ran it), or unset require_state to start from its initial_lookback"
+                    )
                 source.restore(checkpoint)
                 log_resumed(self.log, source, source_id, checkpoint is not None)
                 self.sources.append(source)
 
+            # Once the sources are built (a bad one is the only error line).
+            self._log_shard_assignment()
             if config.metrics.enabled:
                 self.operator = OperatorServer(
                     self.metrics,
@@ -272,6 +292,23 @@ class Daemon:
                 cleanup.push_async_callback(self.operator.stop)
 
             await self._pump(stop, abort)
+
+    def _log_shard_assignment(self) -> None:
+        """The shard metrics, and (when sharded) which sources this replica runs."""
+        shard, owned = self.shard, self.owned_sources
+        self.metrics.shard_info.labels(index=str(shard.index), count=str(shard.count)).set(1)
+        self.metrics.shard_sources.set(len(owned))
+        if shard.count == 1:
+            return  # not sharded: every source runs (forwarder_started lists them)
+        self.log.info(
+            "shard_assignment",
+            index=shard.index,
+            count=shard.count,
+            sources_owned=len(owned),
+            sources_total=len(self.config.sources),
+            sources=owned[:SHARD_LOG_SOURCES],
+            truncated=len(owned) > SHARD_LOG_SOURCES,
+        )
 
     async def _load_checkpoint(self, source_id: str) -> dict[str, Any] | None:
         try:

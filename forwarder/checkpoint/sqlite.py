@@ -42,6 +42,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -93,6 +94,18 @@ _UPSERT_CURSOR = (
 _INSERT_SEEN = "INSERT OR IGNORE INTO seen (source, key, time) VALUES (?, ?, ?)"
 
 _Result = TypeVar("_Result")
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedState:
+    """One source's whole committed state, as ``forwarder cursors export`` writes it and
+    ``import`` reads it back: the cursor, every live seen key with its time, and when it
+    was committed."""
+
+    source: str
+    cursor: dict[str, Any]
+    seen: dict[SeenKey, float]
+    committed_at: float
 
 
 class StateDatabaseCorruptError(CheckpointCorruptError):
@@ -186,6 +199,25 @@ class SqliteCheckpointStore:
         JSON file. Changes nothing (not even a migration); ``None`` if there is none.
         Raises :class:`CheckpointCorruptError`."""
         return self._run(self._summary, source_id)
+
+    def export_sync(self, source_id: str) -> ExportedState | None:
+        """Everything needed to resume ``source_id`` exactly (``forwarder cursors
+        export``): its cursor, every seen key with its time and ``committed_at``, read in
+        one read transaction (a consistent snapshot while the daemon commits). Changes
+        nothing; ``None`` if there is no state. Raises :class:`CheckpointCorruptError`."""
+        return self._run(self._export, source_id)
+
+    def has_state_sync(self, source_id: str) -> bool:
+        """Whether ``source_id`` has committed state (in the database or a checkpoint of
+        an earlier release not yet imported)."""
+        return self._run(self._has_state, source_id)
+
+    def import_sync(self, states: list[ExportedState], *, replace: bool) -> None:
+        """Write every state of ``states`` (``forwarder cursors import``) in ONE
+        transaction: all of them or, on any error, none. ``replace`` first removes what
+        the database holds of each source; without it the caller has checked there is
+        nothing (:meth:`has_state_sync`). Raises :class:`StateDatabaseError`."""
+        self._run(self._import, states, replace)
 
     def close(self) -> None:
         with self._executor_lock:
@@ -513,6 +545,88 @@ class SqliteCheckpointStore:
             "seen_ids": len(seen) if isinstance(seen, dict) else 0,
             "committed_at": envelope.get("committed_at"),
         }
+
+    def _export(self, source_id: str) -> ExportedState | None:
+        try:
+            connection = self._inspecting_db()
+        except (StateDatabaseError, UnsafeStateFileError, OSError) as error:
+            raise StateDatabaseCorruptError(f"cannot read the state database: {error}") from None
+        if connection is not None:
+            try:
+                # One read transaction: the cursor and the keys of the same commit, however
+                # many commits the daemon makes meanwhile (WAL readers see a snapshot).
+                connection.execute("BEGIN")
+                try:
+                    row = connection.execute(
+                        "SELECT committed_at FROM cursors WHERE source = ?", (source_id,)
+                    ).fetchone()
+                    if row is not None:
+                        cursor = self._cursor(connection, source_id) or {}
+                        rows = connection.execute(
+                            "SELECT key, time FROM seen WHERE source = ? ORDER BY time, key",
+                            (source_id,),
+                        )
+                        seen: dict[SeenKey, float] = dict(rows)
+                        return ExportedState(source_id, cursor, seen, float(row[0]))
+                finally:
+                    connection.execute("COMMIT")
+            except sqlite3.Error as error:
+                raise StateDatabaseCorruptError(
+                    str(_database_error(self.path, "read", error))
+                ) from None
+        envelope = self.legacy.envelope_sync(source_id)
+        if envelope is None:
+            return None
+        state = dict(envelope["state"])
+        raw_seen = state.pop("seen", {})
+        if not isinstance(raw_seen, dict):
+            raise CheckpointCorruptError(f"checkpoint of {source_id!r} has unreadable seen ids")
+        committed_at = envelope.get("committed_at")
+        return ExportedState(
+            source_id,
+            state,
+            {str(key): float(value) for key, value in raw_seen.items()},
+            float(committed_at) if isinstance(committed_at, int | float) else time.time(),
+        )
+
+    def _has_state(self, source_id: str) -> bool:
+        if os.path.lexists(self.legacy.path(source_id)):
+            return True
+        connection = self._readable_db(create=False)
+        if connection is None:
+            return False
+        try:
+            row = connection.execute(
+                "SELECT 1 FROM cursors WHERE source = ?", (source_id,)
+            ).fetchone()
+        except sqlite3.Error as error:
+            raise StateDatabaseCorruptError(
+                str(_database_error(self.path, "read", error))
+            ) from None
+        return row is not None
+
+    def _import(self, states: list[ExportedState], replace: bool) -> None:
+        connection = self._db()
+        assert connection is not None
+        try:
+            with self._transaction(connection):
+                for state in states:
+                    if replace:
+                        connection.execute("DELETE FROM seen WHERE source = ?", (state.source,))
+                    connection.execute(
+                        _UPSERT_CURSOR,
+                        (state.source, orjson.dumps(state.cursor).decode(), state.committed_at),
+                    )
+                    connection.executemany(
+                        _INSERT_SEEN,
+                        ((state.source, key, when) for key, when in state.seen.items()),
+                    )
+        except sqlite3.Error as error:
+            raise _database_error(self.path, "write", error) from None
+        if replace:
+            # An earlier release's checkpoint of a replaced source must not come back.
+            for state in states:
+                self._retire_legacy(state.source)
 
     # -- checkpoints of earlier releases ----------------------------------------------------
 

@@ -19,6 +19,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from forwarder.config.insecure import insecure_settings
 from forwarder.config.model import Config
+from forwarder.config.sources_dir import read_sources_dir
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _TAGGED_SECTIONS = ("sources", "sinks")
@@ -73,6 +74,8 @@ def parse_config(text: str, environ: Mapping[str, str], origin: str = "<config>"
     if not isinstance(document, dict):
         raise ConfigError(None, f"{origin} must be a YAML mapping of settings")
     document = _substitute(document, environ, ())
+    if document.get("sources_dir") is not None:
+        document = _with_sources_dir(document, environ)
     try:
         config = Config.model_validate(document)
     except ValidationError as error:
@@ -86,6 +89,35 @@ def parse_config(text: str, environ: Mapping[str, str], origin: str = "<config>"
     if problems:
         raise ConfigError.combine(problems)
     return config
+
+
+def _with_sources_dir(document: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """``document`` with the sources of its ``sources_dir`` files added to ``sources``."""
+    directory = Path(str(document["sources_dir"])).expanduser()
+    if not directory.is_dir():
+        raise ConfigError("sources_dir", f"{directory} is not a directory")
+    found = read_sources_dir(
+        directory,
+        lambda node: _substitute(node, environ, ()),
+        ConfigError,
+        _worded,
+    )
+    inline = document.get("sources")
+    sources = dict(inline) if isinstance(inline, dict) else {}
+    for source_id, (file, settings) in found.items():
+        if source_id in sources:
+            raise ConfigError(
+                f"sources.{source_id}",
+                f"defined in both the config file (sources:) and {file}: give each its own id",
+            )
+        sources[source_id] = settings
+    return {**document, "sources": sources}
+
+
+def _worded(problem: Any) -> tuple[str | None, str]:
+    """One pydantic problem as (key, problem), worded as the config's own."""
+    error = _problem(problem)
+    return error.key, error.problem
 
 
 def shared_output_files(config: Config) -> list[ConfigError]:
@@ -154,6 +186,7 @@ _PATTERN_WORDS = {
         " (RFC 5424 SD-ID, e.g. forwarder@32473)"
     ),
     "listen": "must be host:port, e.g. 127.0.0.1:9108 or [::1]:9108",
+    "tenant": "must be 1 to 64 letters, digits, '.', '_' or '-'",
 }
 
 

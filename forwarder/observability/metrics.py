@@ -282,6 +282,27 @@ class Metrics:
         r = self.registry
         self.build_info = Info("forwarder_build", "Build information.", registry=r)
         self.build_info.info({"version": __version__})
+        # Sharding across replicas (forwarder.shard): which share of the sources this is.
+        self.shard_info = Gauge(
+            "forwarder_shard_info",
+            "This replica's shard: index and count (always 1).",
+            ["index", "count"],
+            registry=r,
+        )
+        self.shard_sources = Gauge(
+            "forwarder_shard_sources",
+            "Configured sources this replica's shard owns and runs.",
+            registry=r,
+        )
+        # Which tenant and provider each source is: an info-style series (always 1) to
+        # join on, `* on(source) group_left(tenant) forwarder_source_info`, rather than a
+        # tenant label on every per-source series (which would break existing joins).
+        self.source_info = Gauge(
+            "forwarder_source_info",
+            "A configured source of this replica: its tenant and provider (always 1).",
+            ["source", "tenant", "provider"],
+            registry=r,
+        )
         # Sources
         self.events_received = Counter(
             "forwarder_source_events_received",
@@ -520,6 +541,10 @@ class Metrics:
             counter.labels(source)
         self.pending_batches.labels(source).set(0)
         self.poll_duration.labels(source)
+
+    def describe_source(self, source: str, tenant: str, provider: str) -> None:
+        """Export ``forwarder_source_info{source, tenant, provider} 1``."""
+        self.source_info.labels(source, tenant, provider).set(1)
 
     def start_sink(self, sink: str, queue: QueueState) -> None:
         """Export ``sink``'s counters at 0 from the start (a sink down since the start is

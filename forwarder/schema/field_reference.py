@@ -82,6 +82,13 @@ FIELDS: tuple[FieldDoc, ...] = (
         "constant", "constant",
     ),
     FieldDoc(
+        "labels.tenant", "keyword",
+        "The tenant (customer) of the source that read the event: the source's `tenant` "
+        "setting, by default its id. Absent from `forwarder normalize` output without "
+        "`--tenant`. (OCSF: the `metadata.tags` pair named `tenant`.)",
+        "source setting", "source setting",
+    ),
+    FieldDoc(
         "event.id", "keyword",
         "Deterministic id (BLAKE2b-128 hex): the same audit event gets the same id on every "
         "read; sinks and SIEMs de-duplicate on it.",

@@ -22,6 +22,7 @@ from forwarder.events import Event
 from forwarder.schema import calendly, google_calendar
 from forwarder.schema.errors import INVALID_JSON, INVALID_TYPE, MalformedRecordError
 from forwarder.schema.sharing import InternalDomains
+from forwarder.schema.tenant import label_tenant
 
 Failure = tuple[Any, MalformedRecordError]
 """A record that could not be normalized (the parsed record, or the line's text) and why."""
@@ -70,6 +71,7 @@ def normalize_payload(
     ingested: str,
     seal_formats: tuple[str, ...] | None = None,
     internal_domains: InternalDomains | None = None,
+    tenant: str | None = None,
 ) -> tuple[list[Event], list[Failure]]:
     """Normalize every raw record in ``data`` (a response page, a JSON array or NDJSON).
 
@@ -78,7 +80,8 @@ def normalize_payload(
     is returned as text). With ``seal_formats`` every event is sealed in those formats
     right after its record is normalized, as the sources do (:meth:`Event.seal`).
     ``internal_domains`` flags external grantees and guests of Google records (as a
-    source's ``internal_domains`` does); Calendly records have none. Raises
+    source's ``internal_domains`` does); Calendly records have none. ``tenant`` tags every
+    event as a source's ``tenant`` does (ECS ``labels.tenant``). Raises
     ``ValueError`` only for an unknown ``provider``.
     """
     try:
@@ -108,6 +111,9 @@ def normalize_payload(
             except MalformedRecordError as exc:
                 error = exc
             else:
+                if tenant is not None:
+                    for event in normalized:
+                        label_tenant(event, tenant)
                 if seal_formats is not None:
                     for event in normalized:
                         event.seal(seal_formats)

@@ -49,6 +49,7 @@ from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
 from forwarder.schema.calendly import normalize_entry
 from forwarder.schema.errors import MalformedRecordError
+from forwarder.schema.tenant import label_tenant
 from forwarder.sources.backfill import BackfillStats, OrderedWindowFetcher
 from forwarder.sources.base import (
     CredentialsError,
@@ -111,6 +112,8 @@ class CalendlySource(BoundedApiSource):
         self.poll_interval = config.poll_interval
         self.seal_formats: tuple[str, ...] | None = None
         self._config = config
+        # Tags every event (ECS labels.tenant); a source is its own tenant by default.
+        self._tenant = config.tenant or source_id
         self._url = config.base_url.rstrip("/") + "/activity_log_entries"
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         self._client = client
@@ -370,6 +373,7 @@ class CalendlySource(BoundedApiSource):
             # the cursor passes its date (the expiry below keeps it).
             added[event.id] = timestamp
             event.source = self.id
+            label_tenant(event, self._tenant)
             if seal_formats is not None:
                 # Now, while the document is still in cache (see Event.seal).
                 event.seal(seal_formats)

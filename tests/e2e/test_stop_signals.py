@@ -119,3 +119,42 @@ def test_a_grace_period_running_out_exits_4(simulators: Simulators, tmp_path: Pa
     assert stopped and stopped[0]["cause"] == "grace_expired"
     assert not _events(daemon, "stopping_now")
     _assert_no_event_committed(config, simulators)
+
+
+# `forwarder run` with a SIGTERM sent to itself while its config loads: before the event
+# loop and its signal handlers exist.
+_STOPPED_WHILE_STARTING = """
+import os, signal, sys
+import forwarder.cli as cli
+
+load = cli._load
+
+def load_then_stop(path):
+    config = load(path)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return config
+
+cli._load = load_then_stop
+sys.exit(cli.main(["run", "--config", sys.argv[1]]))
+"""
+
+
+def test_a_stop_request_during_start_up_is_honoured_not_fatal(
+    simulators: Simulators, tmp_path: Path
+) -> None:
+    """A SIGTERM before the loop's handlers exist (a pod deleted as it starts) used to kill
+    the process by the signal's default action (-15, nothing logged): it is kept, and the
+    daemon starts, drains at once and exits 0."""
+    config = write_config(tmp_path / "forwarder.yaml", simulators, tmp_path / "state")
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as stderr:
+        code = subprocess.run(
+            [sys.executable, "-c", _STOPPED_WHILE_STARTING, str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            timeout=60,
+        ).returncode
+    events = [orjson.loads(line) for line in log.read_bytes().splitlines() if line[:1] == b"{"]
+    names = [event.get("event") for event in events]
+    assert code == 0, log.read_text()
+    assert "forwarder_stopping" in names and "forwarder_stopped" in names

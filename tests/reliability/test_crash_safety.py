@@ -113,6 +113,7 @@ def test_ten_kills_lose_nothing_in_any_sink(
         time.sleep(rng.uniform(0.05, 0.8))
         daemon.kill()
     final = Daemon(config, tmp_path / "final.log")
+    final.wait_started()
     wait_for(lambda: set(file_ids(output)) >= truth, 180, "every event in the file sink")
     wait_for(lambda: set(_syslog_ids(rsyslog)) >= truth, 60, "every event in rsyslog")
     assert final.terminate() == 0
@@ -216,6 +217,7 @@ def test_kill_9_during_state_commits_loses_nothing(
     assert aimed >= kills - 1, f"only {aimed} kills landed on a commit"
     assert 0 < len(set(file_ids(output))) < len(truth), "the kills did not interrupt the run"
     final = Daemon(config, tmp_path / "final.log")
+    final.wait_started()
     wait_for(lambda: set(file_ids(output)) >= truth, 180, "every event in the file sink")
     assert final.terminate() == 0
     delivered = file_ids(output)

@@ -212,15 +212,28 @@ MINIMAL_CONFIG = {
 }
 
 
+# Keys of Helm values and Kubernetes pod fragments, never of a daemon config.
+CHART_OR_KUBERNETES_KEYS = {
+    "secretMounts",
+    "config",
+    "networkPolicy",
+    "replicaCount",
+    "sharding",
+    "volumes",
+    "volumeMounts",
+}
+
+
 def config_examples() -> list[tuple[str, dict]]:
     """Every YAML block of docs/*.md that is (part of) a daemon config; the Helm values
-    blocks (lists of sources and sinks, chart keys) are left to the chart's tests."""
+    and Kubernetes blocks (lists of sources and sinks, chart keys) are left to the
+    chart's tests."""
     examples = []
     for path in sorted(DOCS.glob("*.md")):
         for number, match in enumerate(YAML_BLOCK.finditer(path.read_text(encoding="utf-8"))):
             document = yaml.safe_load(match.group(1))
             assert isinstance(document, dict), f"{path.name} YAML block {number}"
-            helm = {"secretMounts", "config", "networkPolicy"} & document.keys() or isinstance(
+            helm = CHART_OR_KUBERNETES_KEYS & document.keys() or isinstance(
                 document.get("sinks"), list
             )
             if not helm:

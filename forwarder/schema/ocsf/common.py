@@ -18,6 +18,7 @@ from typing import Any
 from forwarder.events import Event
 from forwarder.schema.fields import AGENT_TYPE, AGENT_VERSION
 from forwarder.schema.ocsf.classes import OCSF_VERSION
+from forwarder.schema.tenant import TENANT_LABEL
 
 # OCSF ``email_t`` (schema 1.7.0 dictionary types), without its anchors: used with
 # fullmatch so that "a@b.c\n" is not taken for an address. An address that does not
@@ -119,6 +120,11 @@ def metadata(
     out.update(original)
     if tenant_uid is not None:
         out["tenant_uid"] = tenant_uid
+    # The forwarder's tenant (ECS labels.tenant), not the provider's (tenant_uid above).
+    labels = as_object(document.get("labels"))
+    tenant = labels.get(TENANT_LABEL)
+    if type(tenant) is str:
+        out["tags"] = [{"name": TENANT_LABEL, "value": tenant}]
     logged = rfc3339_millis(as_object(document.get("event")).get("ingested"))
     if logged is not None:
         out["logged_time"] = logged

@@ -67,6 +67,7 @@ from forwarder.schema.errors import MalformedRecordError
 from forwarder.schema.google_calendar import activity_time, normalize_activity
 from forwarder.schema.ids import legacy_google_event_key
 from forwarder.schema.sharing import InternalDomains
+from forwarder.schema.tenant import label_tenant
 from forwarder.sources.backfill import BackfillStats, OrderedWindowFetcher
 from forwarder.sources.base import (
     CredentialsError,
@@ -188,6 +189,8 @@ class GoogleCalendarSource(BoundedApiSource):
         self.poll_interval = config.poll_interval
         self.seal_formats: tuple[str, ...] | None = None
         self._config = config
+        # Tags every event (ECS labels.tenant); a source is its own tenant by default.
+        self._tenant = config.tenant or source_id
         # Parsed once: whether a grantee/guest is external (None: the flag is left out).
         self._internal_domains = (
             InternalDomains(config.internal_domains) if config.internal_domains else None
@@ -559,6 +562,7 @@ class GoogleCalendarSource(BoundedApiSource):
                 if key is None:
                     added[event.id] = event.timestamp
                 event.source = self.id
+                label_tenant(event, self._tenant)
                 if seal_formats is not None:
                     # Now, while the document is still in cache (see Event.seal).
                     event.seal(seal_formats)

@@ -221,7 +221,7 @@ set by the chart: the state volume and the port the probes and Prometheus use.
 {{- $_ := set $sinks $sink.id (omit $sink "id") -}}
 {{- end -}}
 {{- $document := dict "state_dir" (include "forwarder.stateDir" .) "sources" $sources "sinks" $sinks -}}
-{{- range $section := list "pipeline" "dead_letter" "log" "simulators" -}}
+{{- range $section := list "sources_dir" "pipeline" "dead_letter" "log" "simulators" -}}
 {{- if hasKey $config $section -}}
 {{- $_ := set $document $section (get $config $section) -}}
 {{- end -}}
@@ -242,6 +242,10 @@ set by the chart: the state volume and the port the probes and Prometheus use.
 {{- $_ := set $metrics "allow_insecure" true -}}
 {{- end -}}
 {{- $_ := set $document "metrics" $metrics -}}
+{{- /* Each pod runs its share of the sources: the index is its ordinal, from its name. */ -}}
+{{- if .Values.sharding.enabled -}}
+{{- $_ := set $document "shard" (dict "count" (.Values.replicaCount | int)) -}}
+{{- end -}}
 # Rendered by the forwarder Helm chart {{ include "forwarder.chart" . }} from .Values.config.
 # Secrets are not in this file: *_file and header_files keys point at Secrets mounted
 # under /run/secrets/.

@@ -425,9 +425,7 @@ class SqliteCheckpointStore:
             rows = connection.execute("SELECT key, time FROM seen WHERE source = ?", (source_id,))
             seen: dict[SeenKey, float] = dict(rows)
         except sqlite3.Error as error:
-            raise StateDatabaseCorruptError(
-                str(_database_error(self.path, "read", error))
-            ) from None
+            raise self._unreadable(error) from None
         self._retire_legacy(source_id)
         return {**cursor, "seen": seen}
 
@@ -502,6 +500,18 @@ class SqliteCheckpointStore:
             removed = True
         return removed
 
+    def _unreadable(self, error: sqlite3.Error) -> StateDatabaseCorruptError:
+        """A read that SQLite refused: the database is reported, never reset (exit 3)."""
+        return StateDatabaseCorruptError(str(_database_error(self.path, "read", error)))
+
+    def _inspected_db(self) -> sqlite3.Connection | None:
+        """The read-only connection of ``cursors show/export`` (``None``: no database),
+        any failure to open it reported as an unreadable database."""
+        try:
+            return self._inspecting_db()
+        except (StateDatabaseError, UnsafeStateFileError, OSError) as error:
+            raise StateDatabaseCorruptError(f"cannot read the state database: {error}") from None
+
     def _list_sources(self) -> list[str]:
         sources = set(self.legacy.list_sources_sync())
         connection = self._readable_db(create=False)
@@ -509,17 +519,12 @@ class SqliteCheckpointStore:
             try:
                 rows = connection.execute("SELECT source FROM cursors").fetchall()
             except sqlite3.Error as error:
-                raise StateDatabaseCorruptError(
-                    str(_database_error(self.path, "read", error))
-                ) from None
+                raise self._unreadable(error) from None
             sources.update(row[0] for row in rows)
         return sorted(sources)
 
     def _summary(self, source_id: str) -> dict[str, Any] | None:
-        try:
-            connection = self._inspecting_db()
-        except (StateDatabaseError, UnsafeStateFileError, OSError) as error:
-            raise StateDatabaseCorruptError(f"cannot read the state database: {error}") from None
+        connection = self._inspected_db()
         if connection is not None:
             try:
                 row = connection.execute(
@@ -532,9 +537,7 @@ class SqliteCheckpointStore:
                     ).fetchone()[0]
                     return {**cursor, "seen_ids": count, "committed_at": row[0]}
             except sqlite3.Error as error:
-                raise StateDatabaseCorruptError(
-                    str(_database_error(self.path, "read", error))
-                ) from None
+                raise self._unreadable(error) from None
         envelope = self.legacy.envelope_sync(source_id)
         if envelope is None:
             return None
@@ -547,10 +550,7 @@ class SqliteCheckpointStore:
         }
 
     def _export(self, source_id: str) -> ExportedState | None:
-        try:
-            connection = self._inspecting_db()
-        except (StateDatabaseError, UnsafeStateFileError, OSError) as error:
-            raise StateDatabaseCorruptError(f"cannot read the state database: {error}") from None
+        connection = self._inspected_db()
         if connection is not None:
             try:
                 # One read transaction: the cursor and the keys of the same commit, however
@@ -571,9 +571,7 @@ class SqliteCheckpointStore:
                 finally:
                     connection.execute("COMMIT")
             except sqlite3.Error as error:
-                raise StateDatabaseCorruptError(
-                    str(_database_error(self.path, "read", error))
-                ) from None
+                raise self._unreadable(error) from None
         envelope = self.legacy.envelope_sync(source_id)
         if envelope is None:
             return None
@@ -600,9 +598,7 @@ class SqliteCheckpointStore:
                 "SELECT 1 FROM cursors WHERE source = ?", (source_id,)
             ).fetchone()
         except sqlite3.Error as error:
-            raise StateDatabaseCorruptError(
-                str(_database_error(self.path, "read", error))
-            ) from None
+            raise self._unreadable(error) from None
         return row is not None
 
     def _import(self, states: list[ExportedState], replace: bool) -> None:

@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+from report import text_table
 
 import forwarder
 from forwarder.backoff import Backoff
@@ -481,11 +482,7 @@ COLUMNS = (
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    cells = [[name for name, _ in COLUMNS]] + [[cell(r) for _, cell in COLUMNS] for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
-    return "\n".join(
-        "  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells
-    )
+    return text_table(COLUMNS, rows)
 
 
 def _duration(text: str) -> float:

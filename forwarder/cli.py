@@ -83,7 +83,9 @@ def _parser() -> argparse.ArgumentParser:
         "run the daemon",
         "Run the forwarder: poll every source, deliver to every sink, commit each source's "
         "cursor once every sink acknowledged. SIGINT/SIGTERM drains and stops (a second "
-        "one stops at once); SIGHUP reopens the output files after a rotation.",
+        "one stops at once); SIGHUP reopens the output files after a rotation and reloads "
+        "the sources (added ones start, removed ones drain and stop; other sections need a "
+        "restart).",
         "exit codes: 0 stopped after a full drain, 1 runtime error, 2 config error, "
         "3 state error, 4 stopped before the drain completed",
     )
@@ -248,8 +250,10 @@ def _run(args: argparse.Namespace) -> int:
     from forwarder.observability.logging import configure_logging
 
     # SIGHUP's default action ends the process; logrotate sends it after every rotation.
-    # Ignored until the loop's handler (reopen the files) takes over, and after it.
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    # Kept until the loop's handler (reopen the files, reload the sources) takes over: the
+    # config read at start may predate the change it announces. Ignored after the loop.
+    early_hangups: list[int] = []
+    signal.signal(signal.SIGHUP, lambda signum, _frame: early_hangups.append(signum))
     # A stop request that arrives before the loop's handlers exist (while the config
     # loads, or before the pipeline starts) is kept and honoured once they do, instead of
     # killing the process by the signal's default action (exit -15, nothing logged).
@@ -288,7 +292,9 @@ def _run(args: argparse.Namespace) -> int:
 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, on_stop, signum)
-        loop.add_signal_handler(signal.SIGHUP, daemon.reopen_files)
+        loop.add_signal_handler(signal.SIGHUP, daemon.on_sighup)
+        if early_hangups:
+            daemon.request_reload("sighup")
         for signum in early_stops:
             on_stop(signum)
         return await daemon.run(stop, abort)

@@ -4,8 +4,8 @@ Lifecycle: lock the state directory, start the simulators (demo mode), start the
 read the secrets and the checkpoints, start the operator endpoints, then the sink workers
 and the pollers. On stop: stop polling, let the sinks drain what is queued within the
 grace period (each acknowledgement commits its cursor), close everything. A second stop
-request cuts the drain short. SIGHUP (:meth:`Daemon.reopen_files`) never stops anything:
-it reopens the output files after a rotation.
+request cuts the drain short. SIGHUP (:meth:`Daemon.on_sighup`) never stops anything: it
+reopens the output files after a rotation and reloads the source set (:meth:`Daemon.reload`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ from forwarder.checkpoint.statedir import (
 )
 from forwarder.clock import Clock, SystemClock
 from forwarder.config.insecure import insecure_settings
-from forwarder.config.loader import collect_secrets, read_json_secret_file, read_secret
+from forwarder.config.loader import (
+    ConfigError,
+    collect_secrets,
+    load_config,
+    read_json_secret_file,
+    read_secret,
+)
 from forwarder.config.model import (
     CalendlySourceConfig,
     Config,
@@ -40,24 +46,26 @@ from forwarder.config.model import (
     StdoutSinkConfig,
     SyslogSinkConfig,
 )
+from forwarder.config.reload import SourceSpec, plan_reload, watched_files_digest
 from forwarder.deadletter.file import FileDeadLetterQueue
 from forwarder.observability.logging import get_logger
 from forwarder.observability.metrics import Metrics
-from forwarder.observability.progress import ProgressReporter, log_resumed, start_progress
+from forwarder.observability.progress import ProgressReporter, start_progress
 from forwarder.observability.redact import Redactor
 from forwarder.observability.server import OperatorServer
-from forwarder.pipeline.acks import OrderedCommitter
 from forwarder.pipeline.queue import EventBoundedQueue
 from forwarder.pipeline.sink_worker import Delivery, SinkWorker
 from forwarder.pipeline.source_runner import SourceRunner
+from forwarder.pipeline.source_set import ActiveSource, SourceSet
 from forwarder.shard import resolve_shard
 from forwarder.sinks.base import Reopenable, Sink
 from forwarder.sinks.file import FileSink
 from forwarder.sinks.stdout import StdoutSink
-from forwarder.sources.base import Source
+from forwarder.sources.base import Source, SourceError
 from forwarder.sources.calendly import CalendlySource
 from forwarder.sources.google.auth import ServiceAccountKey, ServiceAccountTokenProvider
 from forwarder.sources.google.calendar import GoogleCalendarSource
+from forwarder.sources.google.project_budget import ProjectBudgets
 from forwarder.sources.http import ApiClient
 
 # After a stop that did not drain, how long each sink may take to close: a Kafka producer
@@ -105,9 +113,12 @@ def build_source(
     metrics: Metrics,
     clock: Clock,
     redactor: Redactor | None = None,
+    *,
+    project_budgets: ProjectBudgets | None = None,
 ) -> Source:
     """Build a source, reading its secrets now (a ConfigError names the key). Tokens it
-    obtains while running are added to ``redactor``."""
+    obtains while running are added to ``redactor``. A Google source joins the budget of
+    its key's Cloud project in ``project_budgets`` (None: its own budget only)."""
     key = f"sources.{source_id}"
     metrics.describe_source(source_id, config.tenant or source_id, config.type)
     client = ApiClient(
@@ -136,7 +147,12 @@ def build_source(
                 None if redactor is None else lambda secret: redactor.add(secret, runtime=True)
             ),
         )
-        return GoogleCalendarSource(source_id, config, tokens, client, metrics, clock)
+        share = (
+            None if project_budgets is None else project_budgets.join(account.project_id, source_id)
+        )
+        return GoogleCalendarSource(
+            source_id, config, tokens, client, metrics, clock, project_share=share
+        )
     raise AssertionError(f"no source for {config!r}")
 
 
@@ -176,9 +192,23 @@ class Daemon:
             f"{finding.key}: {finding.message}" for finding in insecure_settings(config)
         ]
         self.sinks: list[Sink] = []
-        self.sources: list[Source] = []
-        self.runners: list[SourceRunner] = []
+        self.source_set = SourceSet(
+            self._build_source,
+            self._load_checkpoint,
+            self.store,
+            self.dead_letters,
+            self.metrics,
+            self.clock,
+            self.log,
+            config.state_dir,
+        )
         self.workers: list[SinkWorker] = []
+        # The config the running source set comes from (the start's, then each applied
+        # reload's); every other section stays the start's until a restart.
+        self.sources_config = config
+        self._reload_wanted = asyncio.Event()
+        self._reload_reason = "sighup"
+        self._watch_digest: bytes | None = None
         self.operator: OperatorServer | None = None
         self.started = asyncio.Event()
         self._simulators: Any = None
@@ -187,6 +217,7 @@ class Daemon:
         """Once stopped: why the drain did not complete (``grace_expired``,
         ``second_signal``, ``checkpoint_not_written``), ``None`` when it did."""
         self._reopening: set[asyncio.Task[None]] = set()
+        self.project_budgets = ProjectBudgets(self.clock, self.metrics, config.google_quota)
 
     async def run(self, stop: asyncio.Event, abort: asyncio.Event | None = None) -> bool:
         """Run until ``stop`` is set, then drain, for at most the grace period or until
@@ -203,6 +234,38 @@ class Daemon:
         finally:
             self._lock.release()
         return self.stopped_before_drain is None
+
+    @property
+    def sources(self) -> list[Source]:
+        """Every source open now (running, stopping after a reload, or about to start)."""
+        return self.source_set.sources
+
+    @property
+    def runners(self) -> list[SourceRunner]:
+        """Every source's runner, those stopping after a reload included."""
+        return self.source_set.runners
+
+    def _build_source(self, source_id: str, config: SourceConfig) -> Source:
+        """Build one source of this daemon (at start and on reload)."""
+        return build_source(
+            source_id,
+            config,
+            self.metrics,
+            self.clock,
+            self.redactor,
+            project_budgets=self.project_budgets,
+        )
+
+    def on_sighup(self) -> None:
+        """SIGHUP: reopen the output files, and reload the source set."""
+        self.reopen_files()
+        self.request_reload("sighup")
+
+    def request_reload(self, reason: str) -> None:
+        """Reload the source set as soon as the daemon runs and any reload in progress is
+        done (requests meanwhile are one reload)."""
+        self._reload_reason = reason
+        self._reload_wanted.set()
 
     def reopen_files(self) -> None:
         """SIGHUP: every sink that writes a file closes it and opens its path again (after
@@ -256,27 +319,14 @@ class Daemon:
                 cleanup.push_async_callback(self._close_sink, sink)
                 self.sinks.append(sink)
 
-            seal_formats = event_seal_formats(self.sinks)
+            self.source_set.seal_formats = event_seal_formats(self.sinks)
+            cleanup.push_async_callback(self.source_set.aclose)
             for source_id in self.owned_sources:
-                source_config = config.sources[source_id]
-                source = build_source(
-                    source_id, source_config, self.metrics, self.clock, self.redactor
-                )
-                source.seal_formats = seal_formats
-                cleanup.push_async_callback(source.aclose)
-                checkpoint = await self._load_checkpoint(source_id)
-                if checkpoint is None and source_config.require_state:
-                    # Its state lives elsewhere (resharding, a moved state directory):
-                    # starting from initial_lookback would re-send or skip events.
-                    raise StateError(
-                        f"source {source_id!r} has no committed state in {config.state_dir} "
-                        f"and sources.{source_id}.require_state is set: import its cursor "
-                        "with `forwarder cursors import` (exported from the replica that "
-                        "ran it), or unset require_state to start from its initial_lookback"
-                    )
-                source.restore(checkpoint)
-                log_resumed(self.log, source, source_id, checkpoint is not None)
-                self.sources.append(source)
+                entry = self.source_set.build(source_id, SourceSpec.of(config.sources[source_id]))
+                # Without its state (resharding, a moved state directory) a source with
+                # require_state is refused: initial_lookback would re-send or skip events.
+                await self.source_set.restore(source_id, entry)
+                self.source_set.add(source_id, entry)
 
             # Once the sources are built (a bad one is the only error line).
             self._log_shard_assignment()
@@ -310,6 +360,132 @@ class Daemon:
             truncated=len(owned) > SHARD_LOG_SOURCES,
         )
 
+    async def _reloader(self) -> None:
+        """Run the reloads requested (SIGHUP, a changed file), one at a time."""
+        while True:
+            await self._reload_wanted.wait()
+            self._reload_wanted.clear()
+            try:
+                await self.reload(self._reload_reason)
+            except Exception as error:
+                # A bug must not end reloading for good, nor touch the running set more
+                # than it already did: refused, with the traceback for a report.
+                self.log.exception("reload_internal_error")
+                self._reload_refused(self._reload_reason, [f"internal error: {error!r}"])
+
+    async def _watch(self, interval: float) -> None:
+        """``reload.watch_interval``: reload when a file the source set comes from changed
+        (a ConfigMap or Secret update in Kubernetes, where nobody sends SIGHUP)."""
+        assert self.config_path is not None
+        while True:
+            await self.clock.sleep(interval)
+            digest = await asyncio.to_thread(
+                watched_files_digest, self.config_path, self.sources_config
+            )
+            if digest != self._watch_digest:
+                self.request_reload("files_changed")
+
+    async def reload(self, reason: str) -> bool:
+        """Re-read the config and apply its source set: start the sources added, drain and
+        stop the ones removed (their cursors stay), restart the ones whose settings or
+        secret files changed, leave the others alone. All or nothing: a config that does
+        not load, or a new source that cannot be built or lacks its required state, is
+        refused with every problem logged, and the running set keeps going. True when
+        applied."""
+        path = self.config_path
+        if path is None:
+            self.log.warning("reload_unavailable", reason=reason, note="no config file to read")
+            return False
+        self.log.info("reload_requested", reason=reason, config=str(path))
+        before = await asyncio.to_thread(watched_files_digest, path, self.sources_config)
+        try:
+            config = await asyncio.to_thread(load_config, path)
+            wanted = await asyncio.to_thread(self._specs, config)
+        except ConfigError as error:
+            self._watch_digest = before
+            return self._reload_refused(reason, error.lines())
+        if await asyncio.to_thread(watched_files_digest, path, self.sources_config) != before:
+            self._reload_wanted.set()  # a file changed while it was read: read it again
+        running = {source_id: entry.spec for source_id, entry in self.source_set.active.items()}
+        plan = plan_reload(running, wanted, self.config, config)
+        for secret in collect_secrets(config):
+            self.redactor.add(secret)
+        added: dict[str, ActiveSource] = {}
+        try:
+            for source_id in plan.changed:
+                self._check_buildable(source_id, config.sources[source_id])
+            for source_id in plan.added:
+                added[source_id] = entry = self.source_set.build(source_id, wanted[source_id])
+                if not self.source_set.is_retiring(source_id):
+                    await self.source_set.restore(source_id, entry)
+        except (ConfigError, StateError, SourceError) as error:
+            await self.source_set.discard(list(added.values()))
+            for source_id in plan.added:
+                if not self.source_set.is_retiring(source_id):
+                    self.metrics.forget_source(source_id)
+            self._watch_digest = before
+            lines = error.lines() if isinstance(error, ConfigError) else [str(error)]
+            return self._reload_refused(reason, lines)
+        for source_id in plan.removed:
+            self.source_set.remove(source_id)
+        for source_id in plan.changed:
+            try:
+                entry = self.source_set.build(source_id, wanted[source_id])
+            except ConfigError as error:
+                # Its files changed again since the check above: the running one stays.
+                self.log.error("source_reload_failed", source=source_id, error=str(error))
+                continue
+            self.source_set.replace(source_id, entry)
+        for source_id, entry in added.items():
+            self.source_set.add(source_id, entry)
+        # Each project's new budget applies at once (what went out this minute counts).
+        self.project_budgets.configure(config.google_quota)
+        self.sources_config = config
+        self._watch_digest = await asyncio.to_thread(watched_files_digest, path, config)
+        self.metrics.shard_sources.set(len(self.source_set.active))
+        self.metrics.config_reloads.labels("applied").inc()
+        self.metrics.config_last_reload_successful.set(1)
+        self.metrics.config_last_reload_success.set(self.clock.now())
+        self.log.info(
+            "reload_applied",
+            reason=reason,
+            added=list(plan.added),
+            removed=list(plan.removed),
+            changed=list(plan.changed),
+            unchanged=len(plan.unchanged),
+        )
+        if plan.restart_needed:
+            self.log.warning(
+                "reload_restart_needed",
+                sections=list(plan.restart_needed),
+                note="only the source set is reloaded: these changes take effect at the "
+                "next restart",
+            )
+        return True
+
+    def _specs(self, config: Config) -> dict[str, SourceSpec]:
+        """The sources of ``config`` this replica runs, with their secret files' digests."""
+        return {
+            source_id: SourceSpec.of(config.sources[source_id])
+            for source_id in self.shard.owned(config.sources)
+        }
+
+    def _check_buildable(self, source_id: str, config: SourceConfig) -> None:
+        """Build ``config``'s source and throw it away (a ConfigError names the key), so
+        that a refused reload leaves the running instance and its metrics untouched."""
+        build_source(source_id, config, Metrics(), self.clock)
+
+    def _reload_refused(self, reason: str, problems: list[str]) -> bool:
+        self.metrics.config_reloads.labels("refused").inc()
+        self.metrics.config_last_reload_successful.set(0)
+        self.log.error(
+            "reload_refused",
+            reason=reason,
+            problems=problems,
+            note="the running sources keep going unchanged; fix the config and reload again",
+        )
+        return False
+
     async def _load_checkpoint(self, source_id: str) -> dict[str, Any] | None:
         try:
             return await self.store.load(source_id)
@@ -334,28 +510,19 @@ class Daemon:
             backoff = Backoff(pipeline.retry_initial_backoff, pipeline.retry_max_backoff)
             worker = SinkWorker(sink, queue, self.dead_letters, self.metrics, self.clock, backoff)
             self.workers.append(worker)
-        for source in self.sources:
-            committer = OrderedCommitter(source.id, self.store, self.metrics, self.clock)
-            runner = SourceRunner(
-                source,
-                committer,
-                queues,
-                self.dead_letters,
-                self.metrics,
-                self.clock,
-                Backoff(initial=2.0, maximum=300.0),
-            )
-            self.runners.append(runner)
 
         worker_tasks = [
             asyncio.create_task(worker.run(), name=f"sink:{worker.sink.id}")
             for worker in self.workers
         ]
-        polling = asyncio.Event()
-        runner_tasks = [
-            asyncio.create_task(runner.run(polling), name=f"source:{runner.source.id}")
-            for runner in self.runners
-        ]
+        self.source_set.start_all(tuple(queues))
+        reloading = [asyncio.create_task(self._reloader(), name="reloader")]
+        watch_interval = self.config.reload.watch_interval
+        if watch_interval > 0 and self.config_path is not None:
+            self._watch_digest = await asyncio.to_thread(
+                watched_files_digest, self.config_path, self.config
+            )
+            reloading.append(asyncio.create_task(self._watch(watch_interval), name="watch"))
         self.started.set()
         self.log.info(
             "forwarder_started",
@@ -381,12 +548,12 @@ class Daemon:
             grace_seconds=pipeline.shutdown_grace,
             note="draining; a second SIGINT or SIGTERM stops at once",
         )
-        polling.set()
-        for task in runner_tasks:
+        for task in reloading:
             task.cancel()
-        await asyncio.gather(*runner_tasks, return_exceptions=True)
-        cause = await self._drain(pipeline.shutdown_grace, abort)
-        for runner in self.runners:
+        await asyncio.gather(*reloading, return_exceptions=True)
+        runners = await self.source_set.stop_polling()
+        cause = await self._drain(runners, pipeline.shutdown_grace, abort)
+        for runner in runners:
             # Acknowledged batches whose checkpoint write failed: one more try, even when
             # cut short (only what was acknowledged is ever committed).
             if not await runner.committer.flush():
@@ -400,7 +567,7 @@ class Daemon:
         for task in worker_tasks:
             task.cancel()
         await asyncio.gather(*worker_tasks, return_exceptions=True)
-        undelivered = sum(runner.committer.pending for runner in self.runners)
+        undelivered = sum(runner.committer.pending for runner in runners)
         self.stopped_before_drain = cause
         if cause is None:
             self.log.info("forwarder_stopped", undelivered_batches=0)
@@ -434,11 +601,13 @@ class Daemon:
             ),
         )
 
-    async def _drain(self, grace: float, abort: asyncio.Event) -> str | None:
+    async def _drain(
+        self, runners: Sequence[SourceRunner], grace: float, abort: asyncio.Event
+    ) -> str | None:
         """Wait until every batch read is acknowledged and committed: ``None`` when it
         is, else why the wait ended (``grace_expired`` or ``second_signal``)."""
         drained = asyncio.ensure_future(
-            asyncio.gather(*(runner.committer.wait_idle() for runner in self.runners))
+            asyncio.gather(*(runner.committer.wait_idle() for runner in runners))
         )
         aborted = asyncio.ensure_future(abort.wait())
         done, _ = await asyncio.wait(

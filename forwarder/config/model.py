@@ -527,6 +527,33 @@ class ShardConfig(Strict):
         return self
 
 
+class ReloadConfig(Strict):
+    """Reloading the source set while running (SIGHUP always reloads it)."""
+
+    # How often the config file, the sources_dir files and the sources' secret files are
+    # checked for a change, which reloads as SIGHUP does (a Kubernetes ConfigMap or
+    # Secret update, where nobody sends a signal); 0: only on SIGHUP.
+    watch_interval: Duration = 0.0
+
+
+class GoogleQuotaConfig(Strict):
+    """The request budget of each Google Cloud project, shared by every Google source whose
+    service-account key belongs to it (Google's Reports API quota is per project: 250
+    filtered ``activities.list`` queries a minute, shared with the project's other tools).
+    Each source keeps its own ``max_requests_per_minute`` as a cap within it; see
+    forwarder.sources.google.project_budget for the fair share."""
+
+    # Requests a minute of a project not listed in `projects`.
+    max_requests_per_minute: int = Field(default=200, ge=1, le=100_000)
+    # Project id (the key file's project_id) -> requests a minute, for projects whose
+    # quota Google raised or that other tools share more of.
+    projects: dict[str, Annotated[int, Field(ge=1, le=100_000)]] = Field(default_factory=dict)
+
+    def per_minute(self, project_id: str) -> int:
+        """The budget of ``project_id``."""
+        return self.projects.get(project_id, self.max_requests_per_minute)
+
+
 class Config(Strict):
     """The whole daemon configuration."""
 
@@ -542,6 +569,8 @@ class Config(Strict):
     metrics: MetricsConfig = MetricsConfig()
     simulators: SimulatorsConfig | None = None
     shard: ShardConfig = ShardConfig()
+    google_quota: GoogleQuotaConfig = GoogleQuotaConfig()
+    reload: ReloadConfig = ReloadConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -6,6 +6,7 @@ counters, labels bounded to source ids, sink ids, stages and short reason codes.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
@@ -19,6 +20,7 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
@@ -238,6 +240,67 @@ class _SourceSchedule(Collector):
             yield family
 
 
+class GoogleProjectReading(Protocol):
+    """One Google Cloud project's shared request budget, read at a scrape."""
+
+    project: str
+    per_minute: int
+    used_ratio: float
+    sources: int
+    waits: dict[str, int]
+
+
+class GoogleProjectsState(Protocol):
+    """The per-project budgets (forwarder.sources.google.project_budget.ProjectBudgets)."""
+
+    def readings(self) -> Iterable[GoogleProjectReading]:
+        """Each project that has sources now."""
+        ...
+
+
+class _GoogleProjects(Collector):
+    """Each Google Cloud project's shared request budget, computed when scraped; a project
+    whose last source left is no longer exported (no frozen series)."""
+
+    def __init__(self) -> None:
+        self.state: GoogleProjectsState | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        readings = list(self.state.readings()) if self.state is not None else []
+        per_minute = GaugeMetricFamily(
+            "forwarder_google_project_request_budget_per_minute",
+            "API requests per minute the Google sources of a Cloud project may send together "
+            "(google_quota).",
+            labels=["project"],
+        )
+        used = GaugeMetricFamily(
+            "forwarder_google_project_request_budget_used_ratio",
+            "API requests the Google sources of a Cloud project sent in the last minute over "
+            "the project's budget (1: spent, requests wait).",
+            labels=["project"],
+        )
+        sources = GaugeMetricFamily(
+            "forwarder_google_project_sources",
+            "Google sources sharing a Cloud project's request budget now.",
+            labels=["project"],
+        )
+        waits = CounterMetricFamily(
+            "forwarder_google_project_budget_waits",
+            "API requests of a source that waited for its Cloud project's request budget.",
+            labels=["project", "source"],
+        )
+        for reading in readings:
+            per_minute.add_metric([reading.project], reading.per_minute)
+            used.add_metric([reading.project], reading.used_ratio)
+            sources.add_metric([reading.project], reading.sources)
+            for source, count in sorted(reading.waits.items()):
+                waits.add_metric([reading.project, source], count)
+        yield per_minute
+        yield used
+        yield sources
+        yield waits
+
+
 class QueueState(Protocol):
     """What the metrics read of a sink's queue (``pipeline.queue.EventBoundedQueue``)."""
 
@@ -294,6 +357,30 @@ class Metrics:
             "Configured sources this replica's shard owns and runs.",
             registry=r,
         )
+        # Reloads of the source set (SIGHUP, reload.watch_interval). The start's own load
+        # counts as a successful one, as Prometheus's own metrics do.
+        self.config_reloads = Counter(
+            "forwarder_config_reloads",
+            "Reloads of the source set by result: applied, or refused (the running set "
+            "kept going).",
+            ["result"],
+            registry=r,
+        )
+        for result in ("applied", "refused"):
+            self.config_reloads.labels(result)
+        self.config_last_reload_successful = Gauge(
+            "forwarder_config_last_reload_successful",
+            "1 when the last reload of the source set was applied (or none was tried), 0 "
+            "when it was refused.",
+            registry=r,
+        )
+        self.config_last_reload_successful.set(1)
+        self.config_last_reload_success = Gauge(
+            "forwarder_config_last_reload_success_timestamp_seconds",
+            "When the source set in force was loaded (start or last applied reload).",
+            registry=r,
+        )
+        self.config_last_reload_success.set_to_current_time()
         # Which tenant and provider each source is: an info-style series (always 1) to
         # join on, `* on(source) group_left(tenant) forwarder_source_info`, rather than a
         # tenant label on every per-source series (which would break existing joins).
@@ -401,6 +488,8 @@ class Metrics:
         )
         self._scheduled_sources: dict[str, SourceScheduleState] = {}
         r.register(_SourceSchedule(self._scheduled_sources))
+        self._google_projects = _GoogleProjects()
+        r.register(self._google_projects)
         self.poll_duration = Histogram(
             "forwarder_source_poll_duration_seconds",
             "Duration of one complete polling cycle.",
@@ -543,8 +632,20 @@ class Metrics:
         self.poll_duration.labels(source)
 
     def describe_source(self, source: str, tenant: str, provider: str) -> None:
-        """Export ``forwarder_source_info{source, tenant, provider} 1``."""
+        """Export ``forwarder_source_info{source, tenant, provider} 1`` (replacing what
+        an earlier instance of the source said: a reload may change its tenant)."""
+        self.source_info.remove_by_labels({"source": source})
         self.source_info.labels(source, tenant, provider).set(1)
+
+    def forget_source(self, source: str) -> None:
+        """Drop every series of a source a reload removed: a frozen series would read as
+        a source that stopped (ForwarderSourceFailing, ForwarderCheckpointStale)."""
+        for metric in vars(self).values():
+            if isinstance(metric, MetricWrapperBase):
+                with contextlib.suppress(ValueError):  # a metric not labelled by source
+                    metric.remove_by_labels({"source": source})
+        for watched in (self._watched_sources, self._scheduled_sources, self._cursor_times):
+            watched.pop(source, None)
 
     def start_sink(self, sink: str, queue: QueueState) -> None:
         """Export ``sink``'s counters at 0 from the start (a sink down since the start is
@@ -561,6 +662,10 @@ class Metrics:
     def watch_schedule(self, source: str, state: SourceScheduleState) -> None:
         """Export ``source``'s request budget and head lag (read at each scrape)."""
         self._scheduled_sources[source] = state
+
+    def watch_google_projects(self, state: GoogleProjectsState) -> None:
+        """Export the Google Cloud projects' shared request budgets (read at each scrape)."""
+        self._google_projects.state = state
 
     def set_cursor_time(self, source: str, cursor_time: float) -> None:
         self._cursor_times[source] = cursor_time

@@ -132,8 +132,16 @@ class GoogleReportsSimulator:
     """The Reports API (Calendar application) of one customer, served by :meth:`app`."""
 
     def __init__(
-        self, config: GoogleConfig, clock: Clock, account: ServiceAccount | None = None
+        self,
+        config: GoogleConfig,
+        clock: Clock,
+        account: ServiceAccount | None = None,
+        quota: FixedWindowLimiter | None = None,
     ) -> None:
+        """``account`` and ``quota`` may be shared by several simulated customers, as
+        Google's quota is per Cloud project: the customers whose domains delegate to one
+        service account spend one per-minute limit (None: this customer's own, of
+        ``quota_per_minute``)."""
         self.config = config
         self.clock = clock
         self.account = account or ServiceAccount.generate(config.project_id)
@@ -167,7 +175,7 @@ class GoogleReportsSimulator:
             self.listing,
         )
         self._injected_count = 0
-        self._quota = FixedWindowLimiter(config.quota_per_minute, clock)
+        self._quota = quota or FixedWindowLimiter(config.quota_per_minute, clock)
         secret = hashlib.sha256(f"{self._seed}:page-token".encode()).digest()
         self._page_tokens = PageTokenCodec(secret)
 
@@ -329,7 +337,7 @@ class GoogleReportsSimulator:
                 raise login_required()
             if not self.tokens.is_valid(token):
                 raise invalid_credentials()
-            if not self._quota.hit("project").allowed:
+            if not self._quota.hit(self.account.project_id).allowed:
                 raise quota_exceeded()
             now_us = to_micros(self.clock.now())
             query = parse_activity_query(

@@ -63,13 +63,27 @@ class RequestBudget:
             now = self._clock.now()
             self._forget(now)
             if len(self._sent) < self.per_minute:
-                self._sent.append(now)
-                self.requests[purpose] += 1
-                if self._on_request is not None:
-                    self._on_request(purpose)
+                self.record(purpose)
                 return
             self.waits += 1
             await self._clock.sleep(max(0.001, self._sent[0] + WINDOW_SECONDS - now))
+
+    def seconds_until_room(self) -> float:
+        """0 when a request may go out now, else how long until the oldest one in the
+        window is a minute old (a shared budget waits on both, see
+        :mod:`forwarder.sources.google.project_budget`)."""
+        now = self._clock.now()
+        self._forget(now)
+        if len(self._sent) < self.per_minute:
+            return 0.0
+        return max(0.001, self._sent[0] + WINDOW_SECONDS - now)
+
+    def record(self, purpose: str) -> None:
+        """Count a request as sent now, without waiting (the caller checked the room)."""
+        self._sent.append(self._clock.now())
+        self.requests[purpose] += 1
+        if self._on_request is not None:
+            self._on_request(purpose)
 
     def _forget(self, now: float) -> None:
         sent = self._sent

@@ -80,3 +80,15 @@ def test_schema_refuses_replicas_without_sharding(
         assert result.returncode != 0, f"accepted:\n{result.output}"
         assert "schema" in result.output, result.output
         assert named in result.output.replace("/", "."), result.output
+
+
+def test_pods_watch_their_mounted_files_for_reloads(helm: Helm, tmp_path: Path) -> None:
+    # Secrets and ConfigMaps update inside the pod's volumes and nobody sends SIGHUP to a
+    # pod: by default the daemon watches them; a value of the user's own is kept.
+    config = parse_config(config_text(helm.render()), environ={}, origin="config.yaml")
+    assert config.reload.watch_interval == 30.0
+    path = _values(tmp_path, {"config": {"reload": {"watch_interval": "0s"}}})
+    config = parse_config(config_text(helm.render([path])), environ={}, origin="config.yaml")
+    assert config.reload.watch_interval == 0.0
+    path = _values(tmp_path, {"config": {"reload": {"watch_intervl": "5s"}}})
+    assert "watch_intervl" in helm.lint([path]).output

@@ -12,19 +12,15 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
+from alert_harness import annotation, get, promtool_test, series
+from alert_harness import samples as samples_of
 from e2e_harness import Daemon, Simulators, finite_simulators, free_port, wait_for
-from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parents[2]
-RULES = ROOT / "deploy" / "prometheus" / "rules.yaml"
 CAPACITY = 300
 PAGE = 50
 
@@ -61,48 +57,6 @@ pipeline: {{queue_capacity: {CAPACITY}, shutdown_grace: 1s, retry_max_backoff: 1
     return path
 
 
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def _samples(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
-    """Every sample of an exposition: name -> sorted labels -> value."""
-    found: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = tuple(sorted(sample.labels.items()))
-            found.setdefault(sample.name, {})[labels] = sample.value
-    return found
-
-
-def _series(name: str, labels: tuple[tuple[str, str], ...]) -> str:
-    # What Prometheus stores for a scraped sample: its labels plus job and instance.
-    scraped = dict(labels) | {"job": "forwarder", "instance": "f:9108"}
-    inner = ", ".join(f'{key}="{value}"' for key, value in sorted(scraped.items()))
-    return f"{name}{{{inner}}}"
-
-
-def _description(alert: str) -> str:
-    groups = yaml.safe_load(RULES.read_text())["groups"]
-    rule = next(r for g in groups for r in g["rules"] if r.get("alert") == alert)
-    return str(rule["annotations"]["description"])
-
-
-def _promtool_test(directory: Path, tests: list[dict]) -> subprocess.CompletedProcess[bytes]:
-    # promtool reads YAML; JSON is YAML.
-    test_file = directory / "scraped.test.yaml"
-    test_file.write_text(
-        json.dumps({"rule_files": [str(RULES)], "evaluation_interval": "1m", "tests": tests})
-    )
-    return subprocess.run(
-        ["promtool", "test", "rules", str(test_file)], capture_output=True, timeout=60
-    )
-
-
 def test_a_down_sink_and_a_silent_source_are_visible_and_alerted(
     simulators: Simulators, tmp_path: Path
 ) -> None:
@@ -113,7 +67,7 @@ def test_a_down_sink_and_a_silent_source_are_visible_and_alerted(
         base = started["metrics"].rsplit("/", 1)[0]
 
         def readiness() -> dict:
-            return json.loads(_get(base + "/readyz")[1])
+            return json.loads(get(base + "/readyz")[1])
 
         # The pollers fill the queue of the dead sink up to its capacity, then wait.
         wait_for(
@@ -121,7 +75,7 @@ def test_a_down_sink_and_a_silent_source_are_visible_and_alerted(
             60,
             "the queue of the down sink to fill",
         )
-        status, body = _get(base + "/metrics")
+        status, body = get(base + "/metrics")
         queued = readiness()["sinks"]["siem"]["queued_events"]
     finally:
         daemon.terminate()
@@ -130,7 +84,7 @@ def test_a_down_sink_and_a_silent_source_are_visible_and_alerted(
         ["promtool", "check", "metrics"], input=body, capture_output=True, timeout=30
     )
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
-    samples = _samples(body.decode())
+    samples = samples_of(body.decode())
 
     # The gauge is what the queue holds now, the batch being retried included: the same
     # number /readyz reports (it stayed at the first batch taken, 50, before).
@@ -153,7 +107,7 @@ def test_a_down_sink_and_a_silent_source_are_visible_and_alerted(
     # Replayed through the alert rules as Prometheus would see them if the daemon stayed
     # in this state: each alert fires, with the labels the daemon exports.
     queue_series = [
-        {"series": _series(name, labels), "values": f"{value:g}x30"}
+        {"series": series(name, labels), "values": f"{value:g}x30"}
         for name in ("forwarder_sink_queue_events", "forwarder_sink_queue_capacity_events")
         for labels, value in samples[name].items()
     ]
@@ -178,7 +132,7 @@ def test_a_down_sink_and_a_silent_source_are_visible_and_alerted(
                             },
                             "exp_annotations": {
                                 "summary": "queue of sink siem above 80 %",
-                                "description": _description("ForwarderQueueFilling"),
+                                "description": annotation("ForwarderQueueFilling", "description"),
                             },
                         }
                     ],
@@ -190,7 +144,7 @@ def test_a_down_sink_and_a_silent_source_are_visible_and_alerted(
             "interval": "1m",
             "input_series": [
                 {
-                    "series": _series("forwarder_source_events_received_total", quiet),
+                    "series": series("forwarder_source_events_received_total", quiet),
                     "values": f"{received:g}x200",
                 }
             ],
@@ -208,7 +162,7 @@ def test_a_down_sink_and_a_silent_source_are_visible_and_alerted(
                             },
                             "exp_annotations": {
                                 "summary": "no events from source quiet for 2 hours",
-                                "description": _description("ForwarderNoEvents"),
+                                "description": annotation("ForwarderNoEvents", "description"),
                             },
                         }
                     ],
@@ -216,14 +170,8 @@ def test_a_down_sink_and_a_silent_source_are_visible_and_alerted(
             ],
         },
     ]
-    result = _promtool_test(tmp_path, tests)
+    result = promtool_test(tmp_path, tests)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
-
-
-def _summary(alert: str, source: str) -> str:
-    groups = yaml.safe_load(RULES.read_text())["groups"]
-    rule = next(r for g in groups for r in g["rules"] if r.get("alert") == alert)
-    return str(rule["annotations"]["summary"]).replace("{{ $labels.source }}", source)
 
 
 def test_a_source_refused_from_its_first_poll_ages_into_the_failing_alerts(
@@ -257,12 +205,12 @@ metrics: {{listen: "127.0.0.1:{free_port()}"}}
             30,
             "the refused token",
         )
-        status, body = _get(base + "/metrics")
+        status, body = get(base + "/metrics")
         scraped_at = time.time()
     finally:
         daemon.terminate()
     assert status == 200
-    samples = _samples(body.decode())
+    samples = samples_of(body.decode())
     refused = (("source", "refused"),)
     assert (
         samples["forwarder_source_failed_polls_total"][(("error_type", "credentials"), *refused)]
@@ -271,7 +219,7 @@ metrics: {{listen: "127.0.0.1:{free_port()}"}}
     # Replayed with promtool's clock starting at the scrape: each timestamp as its age then.
     input_series = [
         {
-            "series": _series(name, refused),
+            "series": series(name, refused),
             "values": f"{samples[name][refused] - scraped_at:.0f}x40",
         }
         for name in (
@@ -293,8 +241,8 @@ metrics: {{listen: "127.0.0.1:{free_port()}"}}
                         "source": "refused",
                     },
                     "exp_annotations": {
-                        "summary": _summary(alert, "refused"),
-                        "description": _description(alert),
+                        "summary": annotation(alert, "summary", source="refused"),
+                        "description": annotation(alert, "description"),
                     },
                 }
             ],
@@ -313,5 +261,5 @@ metrics: {{listen: "127.0.0.1:{free_port()}"}}
             ],
         }
     ]
-    result = _promtool_test(tmp_path, tests)
+    result = promtool_test(tmp_path, tests)
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()

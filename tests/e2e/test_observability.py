@@ -15,13 +15,12 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alert_harness import get
 from e2e_harness import (
     Daemon,
     Simulators,
@@ -43,14 +42,6 @@ def simulators(tmp_path: Path) -> Iterator[Simulators]:
     sims = finite_simulators(tmp_path / "sim", seed=11, hours=1, rate=6)
     yield sims
     sims.stop()
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def _metrics_url(daemon: Daemon) -> str:
@@ -79,7 +70,7 @@ def test_metrics_pass_promtool_and_health_endpoints(simulators, tmp_path) -> Non
         output = tmp_path / "state" / "events.ndjson"
         wait_for(lambda: set(file_ids(output)) >= truth, 60, "all events")
         url = _metrics_url(daemon)
-        status, body = _get(url)
+        status, body = get(url)
         assert status == 200
         check = subprocess.run(
             ["promtool", "check", "metrics"], input=body, capture_output=True, timeout=30
@@ -113,8 +104,8 @@ def test_metrics_pass_promtool_and_health_endpoints(simulators, tmp_path) -> Non
         assert lifetime == 0
         assert _sample(text, "forwarder_operator_connections_refused_total") == 0
         base = url.rsplit("/", 1)[0]
-        assert _get(base + "/healthz") == (200, b'{"status": "alive"}')
-        status, ready = _get(base + "/readyz")
+        assert get(base + "/healthz") == (200, b'{"status": "alive"}')
+        status, ready = get(base + "/readyz")
         readiness = json.loads(ready)
         assert status == 200 and readiness["status"] == "ready", readiness
         assert set(readiness["sources"]) == {"calendly", "google_calendar"}
@@ -143,7 +134,7 @@ def test_every_alert_fires_when_it_should_and_only_then() -> None:
     # Every alert of rules.yaml has a case of its own in the test file.
     alerts = set(re.findall(r"- alert: (\w+)", (rules / "rules.yaml").read_text()))
     tested = set(re.findall(r"alertname: (\w+)\n", (rules / "rules.test.yaml").read_text()))
-    assert len(alerts) == 13
+    assert len(alerts) == 15
     assert alerts == tested
 
 
@@ -194,7 +185,7 @@ def test_a_real_prometheus_scrapes_the_daemon(simulators, tmp_path) -> None:
         api = f"http://127.0.0.1:{port}/api/v1/query?query="
 
         def query(expression: str) -> list[dict]:
-            status, body = _get(api + urllib.parse.quote(expression))
+            status, body = get(api + urllib.parse.quote(expression))
             return json.loads(body)["data"]["result"] if status == 200 else []
 
         wait_for(lambda: set(file_ids(tmp_path / "state" / "events.ndjson")) >= truth, 60, "events")
@@ -208,7 +199,7 @@ def test_a_real_prometheus_scrapes_the_daemon(simulators, tmp_path) -> None:
         assert up and up[0]["value"][1] == "1"
         received = query("sum by (source) (forwarder_source_events_received_total)")
         assert {r["metric"]["source"] for r in received} == {"calendly", "google_calendar"}
-        _, rules = _get(f"http://127.0.0.1:{port}/api/v1/rules")
+        _, rules = get(f"http://127.0.0.1:{port}/api/v1/rules")
         groups = json.loads(rules)["data"]["groups"]
         assert sum(len(group["rules"]) for group in groups) >= 5
     finally:
@@ -229,11 +220,11 @@ def test_refused_credentials_make_readyz_fail_and_never_leak(simulators, tmp_pat
         base = _metrics_url(daemon).rsplit("/", 1)[0]
 
         def unready() -> bool:
-            status, body = _get(base + "/readyz")
+            status, body = get(base + "/readyz")
             return status == 503 and b"credentials refused" in body
 
         wait_for(unready, 30, "/readyz to report the refused token")
-        _, body = _get(base + "/readyz")
+        _, body = get(base + "/readyz")
         assert json.loads(body)["sources"]["google_calendar"]["state"] == "ok"
     finally:
         assert daemon.terminate() == 0
@@ -362,7 +353,7 @@ metrics:
         most = max(most, _open_descriptors(process.pid))
         # Then the idle ones are dropped by the daemon (idle_timeout).
         wait_for(lambda: all_but_the_held_closed() and len(clients) == len(closed), 60, "idle drop")
-        status, body = _get(f"http://127.0.0.1:{metrics_port}/metrics")
+        status, body = get(f"http://127.0.0.1:{metrics_port}/metrics")
         assert status == 200
         text = body.decode()
         refused = _sample(text, "forwarder_operator_connections_refused_total")

@@ -195,11 +195,13 @@ def test_kill_9_during_state_commits_loses_nothing(
     state = tmp_path / "state"
     config = write_config(tmp_path / "forwarder.yaml", simulators, state, page_size=page)
     text = config.read_text()
-    # The source's own request budget out of the way too (Google's limit, 2400 a minute).
+    # The source's own request budget, and its Cloud project's, out of the way too
+    # (Google's limit, 2400 a minute).
     config.write_text(
         text.replace(
             "    end_margin: 1s\n", "    end_margin: 1s\n    max_requests_per_minute: 2400\n"
         )
+        + "google_quota: {max_requests_per_minute: 2400}\n"
     )
     assert "max_requests_per_minute" in config.read_text()
     output = state / "events.ndjson"

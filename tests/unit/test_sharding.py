@@ -122,15 +122,16 @@ def test_daemon_runs_only_its_shards_sources(tmp_path: Path) -> None:
         metrics = Metrics()
         daemon = Daemon(config, metrics=metrics)
 
-        async def run(daemon: Daemon = daemon) -> None:
+        async def run(daemon: Daemon = daemon) -> list[str]:
             stop = asyncio.Event()
             task = asyncio.create_task(daemon.run(stop))
             await daemon.started.wait()
+            running = [source.id for source in daemon.sources]
             stop.set()
             await task
+            return running
 
-        asyncio.run(run())
-        runs[index] = [source.id for source in daemon.sources]
+        runs[index] = asyncio.run(run())
         assert runs[index] == [s for s in SOURCES if owner(s, 3) == index]
         registry = metrics.registry
         assert (

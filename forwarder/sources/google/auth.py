@@ -52,6 +52,8 @@ MAX_TOKEN_LIFETIME = 43_200.0
 MAX_ACCESS_TOKEN_LENGTH = 8192
 # RFC 6750 section 2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# A service account's address: name@PROJECT.iam.gserviceaccount.com.
+SERVICE_ACCOUNT_DOMAIN = ".iam.gserviceaccount.com"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,8 @@ class ServiceAccountKey:
     private_key: str
     private_key_id: str
     token_uri: str
+    project_id: str = ""
+    """The Cloud project whose quota the key's requests spend (:func:`key_project_id`)."""
 
     def __repr__(self) -> str:  # never print the private key
         return f"ServiceAccountKey(client_email={self.client_email!r})"
@@ -88,7 +92,23 @@ class ServiceAccountKey:
             private_key=info["private_key"],
             private_key_id=info["private_key_id"],
             token_uri=info.get("token_uri") or DEFAULT_TOKEN_URL,
+            project_id=key_project_id(info.get("project_id"), info["client_email"]),
         )
+
+
+def key_project_id(project_id: object, client_email: str) -> str:
+    """The Cloud project a key belongs to (Google's quotas are per project): the key's
+    ``project_id``; else the project of a service-account address
+    (``name@PROJECT.iam.gserviceaccount.com``); else the whole address, so that an
+    account of unknown project gets a budget of its own rather than someone else's."""
+    if isinstance(project_id, str) and project_id.strip():
+        return project_id.strip()
+    _, at, domain = client_email.rpartition("@")
+    if at and domain.endswith(SERVICE_ACCOUNT_DOMAIN):
+        project = domain[: -len(SERVICE_ACCOUNT_DOMAIN)]
+        if project:
+            return project
+    return client_email
 
 
 def _check_signing_key(private_key: str, key: str) -> None:

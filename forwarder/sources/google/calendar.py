@@ -37,7 +37,11 @@ takes from the source's :class:`~forwarder.sources.budget.RequestBudget`
 (``max_requests_per_minute``; token requests are not counted). The head goes first; a
 re-scan waits for the next poll while the budget has no room for it and the head's next
 read, and is read then whatever the budget (after that poll's head, waiting for room):
-late events are caught later, never lost.
+late events are caught later, never lost. A source given a
+:class:`~forwarder.sources.google.project_budget.ProjectShare` also takes from its key's
+Cloud project's budget, fair-shared with the project's other sources (Google's quota is
+per project): a request goes out once both have room, and a re-scan steps aside while
+either is tight.
 
 What the API says is bounded (:mod:`~forwarder.sources.untrusted`,
 :mod:`~forwarder.sources.paging`): windows are cut on the API's clock, but its ``Date``
@@ -80,6 +84,7 @@ from forwarder.sources.budget import RequestBudget
 from forwarder.sources.gate import RequestGate
 from forwarder.sources.google.auth import ServiceAccountTokenProvider
 from forwarder.sources.google.keys import activity_identity
+from forwarder.sources.google.project_budget import ProjectShare
 from forwarder.sources.google.schedule import (
     MIN_WINDOW_SECONDS,
     SLICE_FRACTION,
@@ -184,6 +189,7 @@ class GoogleCalendarSource(BoundedApiSource):
         client: ApiClient,
         metrics: Metrics,
         clock: Clock,
+        project_share: ProjectShare | None = None,
     ) -> None:
         self.id = source_id
         self.poll_interval = config.poll_interval
@@ -219,6 +225,9 @@ class GoogleCalendarSource(BoundedApiSource):
             config.max_requests_per_minute,
             on_request=lambda purpose: self._request_counters[purpose].inc(),
         )
+        # The budget of the key's Cloud project, shared with the project's other sources
+        # (None: only this source's own budget).
+        self.project_share = project_share
         self._deferred: frozenset[int] = frozenset()
         """Re-scan steps the budget made wait at the last poll: read at this one whatever."""
         self._head_requests = 1
@@ -416,7 +425,7 @@ class GoogleCalendarSource(BoundedApiSource):
                 )
                 if planned is None:
                     break
-                if not forced and not self.budget.has_room(1 + self._head_requests):
+                if not forced and not self._has_room(1 + self._head_requests):
                     deferred.add(index)
                     self.reads.rescans_deferred += 1
                     break
@@ -614,7 +623,7 @@ class GoogleCalendarSource(BoundedApiSource):
         async with self.gate.slot():
             # Taken last, right before the request goes out: the budget records when it
             # was sent (a request held by a rate limit is not counted while it waits).
-            await self.budget.acquire(purpose)
+            await self._acquire(purpose)
             sent_at = self._clock.now()
             response = await self._client.request("GET", self._url, params=params, headers=headers)
         self._note_server_time(response, sent_at)
@@ -623,7 +632,7 @@ class GoogleCalendarSource(BoundedApiSource):
             self._tokens.invalidate()
             headers["Authorization"] = f"Bearer {await self._tokens.token()}"
             async with self.gate.slot():
-                await self.budget.acquire(purpose)
+                await self._acquire(purpose)
                 response = await self._client.request(
                     "GET", self._url, params=params, headers=headers
                 )
@@ -651,6 +660,20 @@ class GoogleCalendarSource(BoundedApiSource):
             # Quota errors hold every request of this source, not only this one.
             self.gate.throttle(error.retry_after or QUOTA_RETRY_SECONDS)
         raise error
+
+    async def _acquire(self, purpose: str) -> None:
+        """Wait for the source's own budget and, when it shares one, its project's: the
+        request is recorded in both as it goes out."""
+        if self.project_share is None:
+            await self.budget.acquire(purpose)
+        else:
+            await self.project_share.acquire(self.budget, purpose)
+
+    def _has_room(self, requests: int) -> bool:
+        """Whether ``requests`` could go out now without waiting for either budget."""
+        return self.budget.has_room(requests) and (
+            self.project_share is None or self.project_share.has_room(requests)
+        )
 
     def _note_server_time(self, response: ApiResponse, sent_at: float) -> None:
         self.bounds.observe_date(response.headers, sent_at)
@@ -687,6 +710,8 @@ class GoogleCalendarSource(BoundedApiSource):
         return SourceError(f"request refused (HTTP {status}: {message})")
 
     async def aclose(self) -> None:
+        if self.project_share is not None:
+            self.project_share.leave()
         await self._client.aclose()
 
 

@@ -221,10 +221,15 @@ set by the chart: the state volume and the port the probes and Prometheus use.
 {{- $_ := set $sinks $sink.id (omit $sink "id") -}}
 {{- end -}}
 {{- $document := dict "state_dir" (include "forwarder.stateDir" .) "sources" $sources "sinks" $sinks -}}
-{{- range $section := list "sources_dir" "pipeline" "dead_letter" "log" "simulators" -}}
+{{- range $section := list "sources_dir" "pipeline" "dead_letter" "log" "simulators" "google_quota" "reload" -}}
 {{- if hasKey $config $section -}}
 {{- $_ := set $document $section (get $config $section) -}}
 {{- end -}}
+{{- end -}}
+{{- /* Secrets and ConfigMaps update in the mounted volume, and nobody sends SIGHUP in a
+pod: the daemon watches its files and reloads its sources when they change. */ -}}
+{{- if not (hasKey $document "reload") -}}
+{{- $_ := set $document "reload" (dict "watch_interval" "30s") -}}
 {{- end -}}
 {{- with $config.dead_letter -}}
 {{- with .path -}}

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -122,8 +122,10 @@ def _parser() -> argparse.ArgumentParser:
         "cursors",
         "show, reset, export or import the per-source cursors",
         "show: print each source's committed cursor as one JSON line (read-only, safe while "
-        "the daemon runs). reset: forget one source's cursor, so that the next run starts "
-        "from its initial_lookback (refused while a daemon holds the state directory). "
+        "the daemon runs; sources no longer in the config but with state follow, marked "
+        "configured: false). reset: forget one source's cursor, so that the next run starts "
+        "from its initial_lookback (refused while a daemon holds the state directory; the "
+        "source may be one removed from the config). "
         "export: write each source's whole state (cursor and seen keys) as one NDJSON line "
         "(read-only, safe while the daemon runs; by default the sources this replica runs "
         "that have state). import: write the sources of an export into this state "
@@ -381,6 +383,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _cursors(args: argparse.Namespace) -> int:
+    from forwarder.checkpoint.base import CheckpointCorruptError
     from forwarder.checkpoint.sqlite import SqliteCheckpointStore
     from forwarder.checkpoint.statedir import prepare_state
     from forwarder.config.loader import ConfigError
@@ -390,13 +393,11 @@ def _cursors(args: argparse.Namespace) -> int:
         config = _load(args.config)
     except ConfigError as error:
         return _config_failure(error)
-    for source_id in args.source or ():
-        if source_id not in config.sources:
-            return _fail(
-                EXIT_CONFIG,
-                f"no source {source_id!r} in {args.config} (its sources: "
-                f"{', '.join(config.sources)})",
-            )
+    # show and reset also take a source the config no longer names (a tenant removed)
+    # whose state is still in the state directory; checked once the store is open.
+    unknown = [source_id for source_id in args.source or () if source_id not in config.sources]
+    if unknown and args.action not in ("show", "reset"):
+        return _unknown_source(unknown[0], args.config, config.sources)
     if args.action in ("export", "import"):
         from forwarder.cursor_transfer import export_cursors, import_cursors
 
@@ -422,10 +423,27 @@ def _cursors(args: argparse.Namespace) -> int:
             prepare_state(config, create=False, files=False)
     except StateError as error:
         return _fail(EXIT_STATE, f"state error: {error}")
+    if unknown:
+        # Looked at read-only, apart from the store that may write (reset).
+        inspector = SqliteCheckpointStore(config.state_dir)
+        try:
+            stored = inspector.stored_sources_sync()
+        except CheckpointCorruptError as error:
+            return _fail(EXIT_STATE, f"state error: {error}")
+        finally:
+            inspector.close()
+        missing = [source_id for source_id in unknown if source_id not in stored]
+        if missing:
+            return _unknown_source(missing[0], args.config, config.sources)
     store = SqliteCheckpointStore(config.state_dir)
     try:
         if args.action == "show":
-            _show_cursors(store, args.source or list(config.sources))
+            try:
+                stored = [] if args.source else store.stored_sources_sync()
+            except CheckpointCorruptError as error:
+                return _fail(EXIT_STATE, f"state error: {error}")
+            removed_ones = [source_id for source_id in stored if source_id not in config.sources]
+            _show_cursors(store, args.source or [*config.sources, *removed_ones], config.sources)
             return EXIT_OK
         source = args.source[0]
         lock = StateDirectoryLock(config.state_dir)
@@ -461,18 +479,35 @@ def _check_state_trusted(config: Config) -> None:
     check_trusted_directory(Path(config.state_dir) / CHECKPOINTS, "checkpoints directory")
 
 
-def _show_cursors(store: SqliteCheckpointStore, source_ids: list[str]) -> None:
+def _unknown_source(source_id: str, path: Path, configured: Iterable[str]) -> int:
+    return _fail(
+        EXIT_CONFIG,
+        f"no source {source_id!r} in {path} (its sources: {', '.join(configured)})"
+        " and no state of it in its state directory",
+    )
+
+
+def _show_cursors(
+    store: SqliteCheckpointStore, source_ids: list[str], configured: Iterable[str]
+) -> None:
     """One JSON line per source: its cursor's fields, ``seen_ids`` (how many keys) and
-    ``committed_at``, or ``error``."""
+    ``committed_at``, or ``error``; ``"configured": false`` for state of a source the
+    config no longer names (a tenant removed: ``cursors reset`` forgets it)."""
     from forwarder.checkpoint.base import CheckpointCorruptError
 
+    configured = set(configured)
     for source_id in source_ids:
+        orphan = {} if source_id in configured else {"configured": False}
         try:
             stored = store.summary_sync(source_id)
         except CheckpointCorruptError as error:
-            print(orjson.dumps({"source": source_id, "error": str(error)}).decode())
+            print(orjson.dumps({"source": source_id, **orphan, "error": str(error)}).decode())
             continue
-        summary: dict[str, object] = {"source": source_id, "committed": stored is not None}
+        summary: dict[str, object] = {
+            "source": source_id,
+            **orphan,
+            "committed": stored is not None,
+        }
         if stored is not None:
             summary.update(stored)
         print(orjson.dumps(summary).decode())

@@ -624,12 +624,16 @@ class Daemon:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Ready when started, no source or sink has been failing for longer than
         ``metrics.unready_after``, every source completed a poll within that time (plus
-        its interval), and no source's credentials are refused. ``warnings`` lists what
-        does not stop delivery but needs a look (insecure settings, capped API values,
-        future-dated records). Every text is redacted."""
+        its interval), and no source's credentials are refused. With ``metrics.readiness:
+        any_source`` a failing source is a warning while another source works (many
+        tenants). ``warnings`` lists what does not stop delivery but needs a look
+        (insecure settings, capped API values, future-dated records). Every text is
+        redacted."""
         now = self.clock.now()
         limit = self.config.metrics.unready_after
         problems: list[str] = []
+        # Problems of one source (its API, its credentials), apart from the state's.
+        source_problems: list[str] = []
         # What an operator should see that does not stop delivery.
         warnings: list[str] = list(self.config_warnings)
         sources: dict[str, Any] = {}
@@ -649,13 +653,21 @@ class Daemon:
                     f"source {source_id}: checkpoint write failing: {runner.committer.commit_error}"
                 )
             if runner.last_error_type == "credentials":
-                problems.append(f"source {source_id}: credentials refused: {runner.last_error}")
+                source_problems.append(
+                    f"source {source_id}: credentials refused: {runner.last_error}"
+                )
             elif failing_for is not None and failing_for > limit:
-                problems.append(f"source {source_id} failing for {failing_for:.0f}s")
+                source_problems.append(f"source {source_id} failing for {failing_for:.0f}s")
             elif runner.last_progress is not None and (
                 now - runner.last_progress > limit + runner.source.poll_interval
             ):
-                problems.append(f"source {source_id}: no progress for {limit:.0f}s")
+                source_problems.append(f"source {source_id}: no progress for {limit:.0f}s")
+        if self.config.metrics.readiness == "any_source" and len(source_problems) < len(
+            self.runners
+        ):
+            warnings.extend(source_problems)
+        else:
+            problems.extend(source_problems)
         sinks: dict[str, Any] = {}
         for worker in self.workers:
             sink_id = worker.sink.id

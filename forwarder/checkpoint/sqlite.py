@@ -193,6 +193,11 @@ class SqliteCheckpointStore:
     def list_sources_sync(self) -> list[str]:
         return self._run(self._list_sources)
 
+    def stored_sources_sync(self) -> list[str]:
+        """The sources with committed state, read as :meth:`summary_sync` reads (changes
+        nothing): ``cursors show`` lists those a config no longer names."""
+        return self._run(self._list_sources, True)
+
     def summary_sync(self, source_id: str) -> dict[str, Any] | None:
         """What ``forwarder cursors show`` prints: the cursor's fields, ``seen_ids`` (how
         many keys) and ``committed_at``; a checkpoint not yet migrated is read from its
@@ -512,9 +517,9 @@ class SqliteCheckpointStore:
         except (StateDatabaseError, UnsafeStateFileError, OSError) as error:
             raise StateDatabaseCorruptError(f"cannot read the state database: {error}") from None
 
-    def _list_sources(self) -> list[str]:
+    def _list_sources(self, inspect: bool = False) -> list[str]:
         sources = set(self.legacy.list_sources_sync())
-        connection = self._readable_db(create=False)
+        connection = self._inspected_db() if inspect else self._readable_db(create=False)
         if connection is not None:
             try:
                 rows = connection.execute("SELECT source FROM cursors").fetchall()

@@ -477,6 +477,11 @@ class MetricsConfig(Strict):
     # /readyz turns false when a source or sink has been failing (or a source has not
     # completed a poll) for this long; credential errors turn it false at once.
     unready_after: Duration = 300.0
+    # What a failing source does to /readyz. every_source: any failing source makes it
+    # 503 (one company: a failing source is the pod's problem). any_source: only when no
+    # source works (many tenants: one customer's revoked token must not take the replica
+    # out of service or hold up a rollout); the others are listed as warnings.
+    readiness: Literal["every_source", "any_source"] = "every_source"
     # Connections served at once (more are closed at once), and how long one may idle.
     max_connections: int = Field(default=64, ge=1, le=10_000)
     idle_timeout: Duration = 30.0

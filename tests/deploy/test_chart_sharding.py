@@ -87,8 +87,31 @@ def test_pods_watch_their_mounted_files_for_reloads(helm: Helm, tmp_path: Path) 
     # pod: by default the daemon watches them; a value of the user's own is kept.
     config = parse_config(config_text(helm.render()), environ={}, origin="config.yaml")
     assert config.reload.watch_interval == 30.0
-    path = _values(tmp_path, {"config": {"reload": {"watch_interval": "0s"}}})
+    (tmp_path / "off").mkdir()
+    path = _values(tmp_path / "off", {"config": {"reload": {"watch_interval": "0s"}}})
     config = parse_config(config_text(helm.render([path])), environ={}, origin="config.yaml")
     assert config.reload.watch_interval == 0.0
-    path = _values(tmp_path, {"config": {"reload": {"watch_intervl": "5s"}}})
+    (tmp_path / "typo").mkdir()
+    path = _values(tmp_path / "typo", {"config": {"reload": {"watch_intervl": "5s"}}})
     assert "watch_intervl" in helm.lint([path]).output
+
+
+def test_many_tenants_keep_a_pod_ready_when_one_tenant_fails(helm: Helm, tmp_path: Path) -> None:
+    # One tenant's failure must not take a sharded pod out of service (nor hold up a
+    # rollout); one company's single pod keeps the strict readiness.
+    def readiness(values: dict[str, Any]) -> str:
+        # Each its own directory: renders are cached by the values files' paths.
+        directory = tmp_path / str(len(list(tmp_path.iterdir())))
+        directory.mkdir()
+        documents = helm.render([_values(directory, values)])
+        return str(yaml.safe_load(config_text(documents))["metrics"]["readiness"])
+
+    assert readiness({}) == "every_source"
+    assert readiness({"replicaCount": 3, "sharding": {"enabled": True}}) == "any_source"
+    assert readiness({"config": {"sources_dir": "/etc/forwarder/sources.d"}}) == "any_source"
+    explicit = {
+        "replicaCount": 2,
+        "sharding": {"enabled": True},
+        "metrics": {"readiness": "every_source"},
+    }
+    assert readiness(explicit) == "every_source"

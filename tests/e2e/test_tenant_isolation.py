@@ -7,6 +7,7 @@ and freshness against an all-healthy run are measured by ``bench/isolation.py``.
 from __future__ import annotations
 
 import json
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -105,3 +106,43 @@ def test_one_failing_tenant_does_not_stop_the_others(
     assert any(FAILING in problem for problem in ready["problems"]), ready
     failing = [e for e in daemon.log_events() if e.get("event") == "source_failing"]
     assert {e["source"] for e in failing} == {FAILING}
+
+
+def test_with_readiness_any_source_one_refused_tenant_leaves_the_replica_ready(
+    simulators: Simulators, tmp_path: Path
+) -> None:
+    """``metrics.readiness: any_source``: one tenant's revoked token is a warning in
+    ``/readyz`` (the replica stays in service, a rollout goes on); every tenant refused
+    (here: all given the wrong token by a reload) takes it out of service."""
+    state = tmp_path / "state"
+    config, port = write_tenants_config(tmp_path / "config.yaml", simulators, state, FAILING, None)
+    text = config.read_text().replace(
+        "  unready_after: 1s\n", "  unready_after: 1s\n  readiness: any_source\n"
+    )
+    config.write_text(text)
+    refused = f"source {FAILING}: credentials refused"
+    daemon = Daemon(config, tmp_path / "daemon.log")
+    try:
+        daemon.wait_started()
+        wait_for(
+            lambda: any(w.startswith(refused) for w in _readyz(port)["warnings"]),
+            40,
+            "the refusal listed as a warning",
+        )
+        one_refused = _readyz(port)
+        good_token = str(simulators.endpoints["calendly_token_file"])
+        config.write_text(text.replace(good_token, str(tmp_path / "wrong-token")))
+        daemon.process.send_signal(signal.SIGHUP)
+        wait_for(lambda: _readyz(port)["status"] == "not_ready", 60, "/readyz not_ready")
+        wait_for(lambda: len(_readyz(port)["problems"]) == len(TENANTS), 60, "every refusal")
+        all_refused = _readyz(port)
+        assert daemon.terminate() == 0
+    finally:
+        if daemon.process.poll() is None:
+            daemon.kill()
+    assert one_refused["status"] == "ready" and one_refused["problems"] == []
+    assert one_refused["sources"][FAILING]["state"] == "failing"
+    assert all(
+        problem.split(":")[0].startswith("source t") and "credentials refused" in problem
+        for problem in all_refused["problems"]
+    )

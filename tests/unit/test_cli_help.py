@@ -8,6 +8,7 @@ import contextlib
 import sqlite3
 from pathlib import Path
 
+import orjson
 import pytest
 from cli_harness import calendly_config, run_cli
 
@@ -102,3 +103,31 @@ def test_the_corrupt_checkpoint_hint_names_the_config_it_needs(tmp_path: Path) -
     # The hint as given works.
     reset = run_cli("cursors", "reset", "--source", "cal", "--config", str(config))
     assert reset.returncode == 0, reset.stderr
+
+
+def test_the_cursor_of_a_source_removed_from_the_config_can_be_shown_and_reset(
+    tmp_path: Path,
+) -> None:
+    # A tenant removed by a reload keeps its state: show lists it, reset forgets it.
+    config = _config(tmp_path)
+    store = SqliteCheckpointStore(tmp_path / "state")
+    store.commit_sync("gone", Checkpoint({"cursor": "x"}, {"a": 1.0}))
+    store.commit_sync("cal", Checkpoint({"cursor": "y"}, {}))
+    store.close()
+
+    def show(*source: str) -> list[tuple[str, bool, bool]]:
+        result = run_cli("cursors", "show", "--config", str(config), *source)
+        assert result.returncode == 0, result.stderr
+        lines = [orjson.loads(line) for line in result.stdout.splitlines()]
+        return [(line["source"], line.get("configured", True), line["committed"]) for line in lines]
+
+    assert show() == [("cal", True, True), ("cal2", True, False), ("gone", False, True)]
+    assert show("--source", "gone") == [("gone", False, True)]
+    exported = run_cli("cursors", "export", "--config", str(config), "--source", "gone")
+    assert exported.returncode == 2 and b"'gone'" in exported.stderr
+    reset = run_cli("cursors", "reset", "--config", str(config), "--source", "gone")
+    assert reset.returncode == 0, reset.stderr
+    assert b"cursor of gone reset" in reset.stdout
+    assert show() == [("cal", True, True), ("cal2", True, False)]
+    again = run_cli("cursors", "reset", "--config", str(config), "--source", "gone")
+    assert again.returncode == 2 and b"no state of it" in again.stderr

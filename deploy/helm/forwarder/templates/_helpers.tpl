@@ -241,6 +241,13 @@ pod: the daemon watches its files and reloads its sources when they change. */ -
 {{- $listen = printf "[%s]:%d" .Values.metrics.listenAddress (.Values.metrics.port | int) -}}
 {{- end -}}
 {{- $metrics := dict "enabled" true "listen" $listen "max_connections" (.Values.metrics.maxConnections | int) "idle_timeout" .Values.metrics.idleTimeout -}}
+{{- /* Many tenants (sharded, or sources from a directory): one tenant's failure must not
+take the pod out of service; the others' health is in /readyz's warnings and the alerts. */ -}}
+{{- $readiness := .Values.metrics.readiness | default "" -}}
+{{- if not $readiness -}}
+{{- $readiness = ternary "any_source" "every_source" (or .Values.sharding.enabled (hasKey $config "sources_dir")) -}}
+{{- end -}}
+{{- $_ := set $metrics "readiness" $readiness -}}
 {{- /* Beyond loopback on purpose, to the peers of networkPolicy.ingress.from only. */ -}}
 {{- $behindPolicy := and .Values.networkPolicy.enabled .Values.networkPolicy.ingress.from (not (has .Values.metrics.listenAddress (list "127.0.0.1" "::1" "localhost"))) -}}
 {{- if $behindPolicy -}}

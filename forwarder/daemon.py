@@ -662,9 +662,13 @@ class Daemon:
                 now - runner.last_progress > limit + runner.source.poll_interval
             ):
                 source_problems.append(f"source {source_id}: no progress for {limit:.0f}s")
-        if self.config.metrics.readiness == "any_source" and len(source_problems) < len(
-            self.runners
-        ):
+        failed_starts = self.source_set.start_failures
+        source_problems.extend(
+            f"source {source_id}: cannot start: {error}"
+            for source_id, error in failed_starts.items()
+        )
+        sources_known = len(self.runners) + len(failed_starts)
+        if self.config.metrics.readiness == "any_source" and len(source_problems) < sources_known:
             warnings.extend(source_problems)
         else:
             problems.extend(source_problems)

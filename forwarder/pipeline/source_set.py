@@ -76,6 +76,8 @@ class SourceSet:
         self.active: dict[str, ActiveSource] = {}
         """The wanted sources by id: running, or waiting for their old instance to retire."""
         self.runners: list[SourceRunner] = []
+        self.start_failures: dict[str, str] = {}
+        """Sources a reload could not start after their old instance stopped, and why."""
         self._retiring: dict[str, asyncio.Task[None]] = {}
         self._waiting: dict[str, asyncio.Task[None]] = {}
         self._open: list[Source] = []
@@ -151,6 +153,7 @@ class SourceSet:
         """Run ``entry`` (restored, unless its id is still retiring: then it is restored
         and started once the old instance is gone)."""
         self.active[source_id] = entry
+        self.start_failures.pop(source_id, None)
         if source_id in self._retiring:
             self._start_after_retirement(source_id, entry)
         elif self._queues is not None:
@@ -225,9 +228,13 @@ class SourceSet:
                 if not entry.restored:
                     await self.restore(source_id, entry)
             except (StateError, SourceError) as error:
-                # Its old instance ran here, so this is a damaged store: it stays stopped,
-                # shown in /readyz and the logs, until the next reload or restart.
+                # Its old instance ran here, so this is a damaged store. Out of the set, so
+                # that the next reload tries again; in /readyz and the logs until then.
                 self._log.error("source_start_failed", source=source_id, error=str(error))
+                self.start_failures[source_id] = str(error)
+                del self.active[source_id]
+                self._metrics.forget_source(source_id)
+                await self._close(entry.source)
                 return
             finally:
                 self._waiting.pop(source_id, None)

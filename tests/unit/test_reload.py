@@ -294,3 +294,32 @@ async def test_reload_respects_the_shard(setup: Setup) -> None:
         setup.write("".join(_source(i, setup.token) for i in ids), extra=shard)
         assert await daemon.reload("test")
         assert sorted(daemon.source_set.active) == sorted(i for i in ids if owner(i, 3) == 1)
+
+
+async def test_a_changed_source_that_cannot_start_is_shown_and_tried_again(setup: Setup) -> None:
+    # `a` never committed (its API is unreachable); a reload gives it require_state: its
+    # old instance stops, the new one finds no state and cannot start. It is a problem in
+    # /readyz and out of the set, so the next reload (require_state gone) starts it.
+    path = setup.write(_source("a", setup.token) + _source("b", setup.token))
+    metrics = Metrics()
+    daemon = Daemon(load_config(path), metrics=metrics, config_path=path)
+    async with _running(daemon):
+        setup.write(_source("a", setup.token, require_state="true") + _source("b", setup.token))
+        with capture_logs() as logs:
+            assert await daemon.reload("test") is True
+            await _until(lambda: "a" in daemon.source_set.start_failures, "a refused")
+        failed = next(log for log in logs if log["event"] == "source_start_failed")
+        assert "has no committed state" in failed["error"]
+        assert sorted(daemon.source_set.active) == ["b"]
+        assert _open_ids(daemon) == ["b"]
+        assert _series_of(metrics, "a") == []
+        ready, detail = daemon.readiness()
+        assert not ready
+        assert any(problem.startswith("source a: cannot start:") for problem in detail["problems"])
+
+        setup.write(_source("a", setup.token) + _source("b", setup.token))
+        with capture_logs() as logs:
+            assert await daemon.reload("test") is True
+        assert next(log for log in logs if log["event"] == "reload_applied")["added"] == ["a"]
+        assert daemon.source_set.start_failures == {}
+        assert sorted(daemon.source_set.active) == ["a", "b"]

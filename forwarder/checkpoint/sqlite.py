@@ -435,8 +435,15 @@ class SqliteCheckpointStore:
         return {**cursor, "seen": seen}
 
     def _cursor(self, connection: sqlite3.Connection, source_id: str) -> dict[str, Any] | None:
+        stored = self._stored(connection, source_id)
+        return None if stored is None else stored[0]
+
+    def _stored(
+        self, connection: sqlite3.Connection, source_id: str
+    ) -> tuple[dict[str, Any], float] | None:
+        """``source_id``'s cursor and when it was committed, or ``None`` without one."""
         row = connection.execute(
-            "SELECT state FROM cursors WHERE source = ?", (source_id,)
+            "SELECT state, committed_at FROM cursors WHERE source = ?", (source_id,)
         ).fetchone()
         if row is None:
             return None
@@ -451,7 +458,7 @@ class SqliteCheckpointStore:
                 f"the cursor of source {source_id!r} in {self.path} is not a JSON object "
                 "of cursor fields"
             )
-        return cursor
+        return cursor, float(row[1])
 
     def _commit(self, source_id: str, checkpoint: Checkpoint) -> None:
         cursor = checkpoint.cursor
@@ -532,15 +539,13 @@ class SqliteCheckpointStore:
         connection = self._inspected_db()
         if connection is not None:
             try:
-                row = connection.execute(
-                    "SELECT committed_at FROM cursors WHERE source = ?", (source_id,)
-                ).fetchone()
-                if row is not None:
-                    cursor = self._cursor(connection, source_id) or {}
+                stored = self._stored(connection, source_id)
+                if stored is not None:
+                    cursor, committed_at = stored
                     count = connection.execute(
                         "SELECT count(*) FROM seen WHERE source = ?", (source_id,)
                     ).fetchone()[0]
-                    return {**cursor, "seen_ids": count, "committed_at": row[0]}
+                    return {**cursor, "seen_ids": count, "committed_at": committed_at}
             except sqlite3.Error as error:
                 raise self._unreadable(error) from None
         envelope = self.legacy.envelope_sync(source_id)
@@ -562,17 +567,15 @@ class SqliteCheckpointStore:
                 # many commits the daemon makes meanwhile (WAL readers see a snapshot).
                 connection.execute("BEGIN")
                 try:
-                    row = connection.execute(
-                        "SELECT committed_at FROM cursors WHERE source = ?", (source_id,)
-                    ).fetchone()
-                    if row is not None:
-                        cursor = self._cursor(connection, source_id) or {}
+                    stored = self._stored(connection, source_id)
+                    if stored is not None:
+                        cursor, committed_at = stored
                         rows = connection.execute(
                             "SELECT key, time FROM seen WHERE source = ? ORDER BY time, key",
                             (source_id,),
                         )
                         seen: dict[SeenKey, float] = dict(rows)
-                        return ExportedState(source_id, cursor, seen, float(row[0]))
+                        return ExportedState(source_id, cursor, seen, committed_at)
                 finally:
                     connection.execute("COMMIT")
             except sqlite3.Error as error:

@@ -137,14 +137,19 @@ def _get_json(url: str) -> Any:
         return json.loads(response.read())
 
 
-def file_ids(path: Path) -> list[str]:
+def file_documents(path: Path) -> list[dict[str, Any]]:
+    """The events of a file sink's output so far (none while it does not exist)."""
     if not path.exists():
         return []
     data = path.read_bytes()
     # Only whole lines: the daemon may be writing the last one (which can end in a "}" of
     # a nested object before it is complete).
     complete = data[: data.rfind(b"\n") + 1]
-    return [orjson.loads(line)["event"]["id"] for line in complete.splitlines() if line]
+    return [orjson.loads(line) for line in complete.splitlines() if line]
+
+
+def file_ids(path: Path) -> list[str]:
+    return [document["event"]["id"] for document in file_documents(path)]
 
 
 def write_config(path: Path, simulators: Simulators, state: Path, **options: Any) -> Path:

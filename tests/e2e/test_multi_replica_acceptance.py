@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from e2e_harness import Daemon, Simulators, free_port, wait_for
+from e2e_harness import Daemon, Simulators, file_documents, free_port, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from forwarder.schema.ids import calendly_event_key, google_activity_event_keys
@@ -143,13 +143,9 @@ shard:
 
     def delivered(self) -> list[tuple[str, str, str]]:
         """(tenant, provider, event id) of every whole line of the sink file."""
-        if not self.output.exists():
-            return []
-        data = self.output.read_bytes()
-        complete = data[: data.rfind(b"\n") + 1]
-        documents = [orjson.loads(line) for line in complete.splitlines() if line]
         return [
-            (d["labels"]["tenant"], d["event"]["provider"], d["event"]["id"]) for d in documents
+            (d["labels"]["tenant"], d["event"]["provider"], d["event"]["id"])
+            for d in file_documents(self.output)
         ]
 
     def source_info(self) -> set[tuple[str, str, str]]:

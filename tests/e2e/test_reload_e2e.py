@@ -19,10 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 from alert_harness import SCRAPE_LABELS, Samples, annotation, get, promtool_test, samples, series
-from e2e_harness import Daemon, Simulators, free_port, wait_for
+from e2e_harness import Daemon, Simulators, file_documents, free_port, wait_for
 
 from forwarder.schema.ids import calendly_event_key, google_activity_event_keys
 from forwarder.timeutil import format_rfc3339
@@ -100,13 +99,9 @@ pipeline:
 
 
 def _delivered(output: Path) -> Counter[tuple[str, str]]:
-    if not output.exists():
-        return Counter()
-    data = output.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
     return Counter(
         (document["labels"]["tenant"], document["event"]["id"])
-        for document in map(orjson.loads, complete.splitlines())
+        for document in file_documents(output)
     )
 
 

@@ -9,16 +9,14 @@ from __future__ import annotations
 import json
 import signal
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
-from e2e_harness import Daemon, Simulators, wait_for
+from alert_harness import get
+from e2e_harness import Daemon, Simulators, file_documents, wait_for
 from isolation_harness import FAILING, MODES, TENANTS, BrokenApi, write_tenants_config
 
 from forwarder.schema.ids import calendly_event_key
@@ -45,21 +43,12 @@ def simulators(tmp_path: Path) -> Iterator[Simulators]:
 
 
 def _readyz(port: int) -> dict[str, Any]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=10) as response:
-            body: dict[str, Any] = json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        body = json.loads(error.read())
+    body: dict[str, Any] = json.loads(get(f"http://127.0.0.1:{port}/readyz")[1])
     return body
 
 
 def _delivered(path: Path) -> list[tuple[str, str]]:
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    complete = data[: data.rfind(b"\n") + 1]
-    documents = (orjson.loads(line) for line in complete.splitlines() if line)
-    return [(d["labels"]["tenant"], d["event"]["id"]) for d in documents]
+    return [(d["labels"]["tenant"], d["event"]["id"]) for d in file_documents(path)]
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -170,10 +170,8 @@ class SourceSet:
             return
         if entry.task is not None:
             entry.task.cancel()  # no new batch from now on; what was handed on drains
-        previous = self._retiring.get(source_id)
-        task = asyncio.create_task(
-            self._retire(source_id, entry, previous), name=f"retire:{source_id}"
-        )
+        # A running instance has no retiring one: its start waited for that to finish.
+        task = asyncio.create_task(self._retire(source_id, entry), name=f"retire:{source_id}")
         self._retiring[source_id] = task
         task.add_done_callback(lambda done: self._retired(source_id, done))
 
@@ -186,11 +184,7 @@ class SourceSet:
         if self._retiring.get(source_id) is task:
             del self._retiring[source_id]
 
-    async def _retire(
-        self, source_id: str, entry: ActiveSource, previous: asyncio.Task[None] | None
-    ) -> None:
-        if previous is not None:
-            await asyncio.wait([previous])  # not cancelled with this one (shutdown)
+    async def _retire(self, source_id: str, entry: ActiveSource) -> None:
         runner, task = entry.runner, entry.task
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
